@@ -1,0 +1,173 @@
+"""Clinic-wide core: sites, their service catalogue and rooms, staff membership, people."""
+
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+def new_display_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(_("%(tz)s is not a known time zone."), params={"tz": value}) from exc
+
+
+class Site(models.Model):
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("short name"), max_length=50, unique=True)
+    timezone = models.CharField(
+        _("time zone"), max_length=64, default="UTC", validators=[validate_timezone]
+    )
+    ticket_prefix = models.CharField(
+        _("ticket prefix"),
+        max_length=2,
+        default="A",
+        validators=[RegexValidator(r"^[A-Z]{1,2}$", _("One or two capital letters."))],
+        help_text=_("Letters in front of the ticket number, e.g. K for K-14."),
+    )
+    wait_warning_minutes = models.PositiveSmallIntegerField(
+        _("long wait after (minutes)"),
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text=_("The board changes colour for people waiting longer than this."),
+    )
+    display_token = models.CharField(
+        _("display link secret"),
+        max_length=64,
+        unique=True,
+        default=new_display_token,
+        editable=False,
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Service(models.Model):
+    """Something a person can come to the clinic for, from the site's own catalogue."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(_("name"), max_length=80)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_active = models.BooleanField(_("offered"), default=True)
+
+    class Meta:
+        ordering = ["site", "position", "name"]
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+        constraints = [
+            models.UniqueConstraint(fields=["site", "name"], name="service_name_unique_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Room(models.Model):
+    """Where a called person goes. Shown on the waiting-room display, so never a person's name."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="rooms")
+    name = models.CharField(_("name"), max_length=40)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_active = models.BooleanField(_("in use"), default=True)
+
+    class Meta:
+        ordering = ["site", "position", "name"]
+        verbose_name = _("room")
+        verbose_name_plural = _("rooms")
+        constraints = [
+            models.UniqueConstraint(fields=["site", "name"], name="room_name_unique_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Discipline(models.TextChoices):
+    FRONT_DESK = "front_desk", _("Front desk")
+    NURSE = "nurse", _("Nurse")
+    NURSE_PRACTITIONER = "np", _("Nurse practitioner")
+    PHYSICIAN = "physician", _("Physician")
+    PSYCHOLOGIST = "psychologist", _("Psychologist")
+    SOCIAL_WORKER = "social_worker", _("Social worker")
+    CHW = "chw", _("Community health worker")
+    PEER_NAVIGATOR = "peer_navigator", _("Peer navigator")
+    ADMINISTRATION = "administration", _("Administration")
+    OTHER = "other", _("Other")
+
+
+class Membership(models.Model):
+    """A staff member works at a site. Roles are Django groups; the site comes from here."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
+    discipline = models.CharField(
+        _("discipline"), max_length=20, choices=Discipline.choices, default=Discipline.OTHER
+    )
+
+    class Meta:
+        verbose_name = _("site membership")
+        verbose_name_plural = _("site memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "site"], name="one_membership_per_user_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.site}"
+
+
+class Person(models.Model):
+    """Someone the clinic knows. Only the name they want to be called is required."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="people")
+    name = models.CharField(_("name"), max_length=200, help_text=_("The name they go by."))
+    pronouns = models.CharField(_("pronouns"), max_length=40, blank=True)
+    date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    what_helps = models.TextField(
+        _("what helps"),
+        blank=True,
+        max_length=1000,
+        help_text=_("E.g. has a dog, likes coffee, prefers the quiet room."),
+    )
+    created_at = models.DateTimeField(_("first recorded"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("person")
+        verbose_name_plural = _("people")
+        indexes = [models.Index(fields=["site", "name"])]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(name=""), name="person_name_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,69 @@
+"""Staff roles are Django groups holding permissions; which site comes from Membership.
+
+PRODUCT.md defines four roles. A person may hold several. Views and consumers ask
+`can(user, perm, site)` rather than `user.has_perm` so that a site check is never forgotten.
+"""
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+from django.db import DEFAULT_DB_ALIAS
+
+FRONT_DESK = "front_desk"
+CLINICIAN = "clinician"
+DIRECTOR = "director"
+PRIVACY_OFFICER = "privacy_officer"
+
+_FRONT_DESK_PERMS = [
+    "queue.view_queue",
+    "queue.check_in",
+    "queue.mark_presence",
+    "queue.close_day",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    FRONT_DESK: _FRONT_DESK_PERMS,
+    CLINICIAN: [*_FRONT_DESK_PERMS, "queue.call_arrival"],
+    DIRECTOR: [
+        "clinic.view_site",
+        "clinic.change_site",
+        "clinic.view_service",
+        "clinic.add_service",
+        "clinic.change_service",
+        "clinic.view_room",
+        "clinic.add_room",
+        "clinic.change_room",
+        "clinic.view_membership",
+        "clinic.add_membership",
+        "clinic.change_membership",
+        "clinic.delete_membership",
+    ],
+    PRIVACY_OFFICER: [],
+}
+
+
+def sync_roles(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps) -> None:
+    """Create the role groups and give each exactly the permissions listed above."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using, apps=apps)
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=role)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            wanted.append(
+                Permission.objects.using(using).get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        group.permissions.set(wanted)
+
+
+def sync_roles_after_migrate(
+    sender, app_config=None, using=DEFAULT_DB_ALIAS, apps=global_apps, plan=None, **kwargs
+):
+    # Run once, after the last app, when every permission exists.
+    if sender.name != "visits":
+        return
+    sync_roles(using=using, apps=global_apps)

@@ -1,0 +1,59 @@
+"""Which site a staff member is acting for, and the one permission check views use."""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from clinic.models import Site
+
+SESSION_SITE_KEY = "threshold_site_id"
+
+
+def user_sites(user):
+    if not user.is_authenticated or not user.is_active:
+        return Site.objects.none()
+    return Site.objects.filter(memberships__user=user, is_active=True).order_by("name")
+
+
+def current_site(request) -> Site | None:
+    sites = list(user_sites(request.user))
+    if not sites:
+        return None
+    wanted = request.session.get(SESSION_SITE_KEY)
+    for site in sites:
+        if site.pk == wanted:
+            return site
+    return sites[0]
+
+
+def can(user, perm: str, site: Site | None) -> bool:
+    """True when the user holds `perm` through a role *and* works at `site`.
+
+    Superusers pass Django's has_perm for everything; they still need a membership, so no
+    account sees a site's people without belonging to that site.
+    """
+    if site is None or not user.is_authenticated or not user.is_active:
+        return False
+    if not user.has_perm(perm):
+        return False
+    return user.memberships.filter(site=site, site__is_active=True).exists()
+
+
+def site_permission_required(perm: str):
+    """View decorator: sets request.site or answers 403 (login page for anonymous users)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            site = current_site(request)
+            if not can(request.user, perm, site):
+                raise PermissionDenied
+            request.site = site
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

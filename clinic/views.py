@@ -1,0 +1,36 @@
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from clinic.sites import SESSION_SITE_KEY, can, current_site, user_sites
+
+
+@login_required
+def home(request):
+    site = current_site(request)
+    if can(request.user, "queue.call_arrival", site):
+        return redirect("queues:board")
+    if can(request.user, "queue.check_in", site):
+        return redirect("queues:check_in")
+    return render(request, "home.html", {"site": site})
+
+
+@require_POST
+@login_required
+def switch_site(request):
+    wanted = request.POST.get("site", "")
+    site = user_sites(request.user).filter(slug=wanted).first()
+    if site is not None:
+        request.session[SESSION_SITE_KEY] = site.pk
+    return redirect("home")
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")

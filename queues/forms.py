@@ -1,0 +1,126 @@
+import uuid
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from clinic.models import Person, Room, Service
+from queues import services
+
+
+class CheckInForm(forms.Form):
+    nonce = forms.UUIDField(widget=forms.HiddenInput)
+    person = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # Without JavaScript, each known person is a submit button carrying their id.
+    person_pick = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=services.NAME_MAX,
+        required=False,
+        help_text=_("The name they want to be called."),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "words", "spellcheck": "false"}
+        ),
+    )
+    service = forms.ModelChoiceField(
+        label=_("Here for"),
+        queryset=Service.objects.none(),
+        required=False,
+        empty_label=_("Not sure yet"),
+        widget=forms.RadioSelect,
+    )
+    urgent = forms.BooleanField(label=_("Urgent"), required=False)
+    urgent_reason = forms.CharField(
+        label=_("Why urgent (short clinical reason)"),
+        max_length=services.REASON_MAX,
+        required=False,
+    )
+    pronouns = forms.CharField(label=_("Pronouns"), max_length=40, required=False)
+    date_of_birth = forms.DateField(
+        label=_("Date of birth"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    what_helps = forms.CharField(
+        label=_("What helps"),
+        max_length=services.WHAT_HELPS_MAX,
+        required=False,
+        help_text=_("E.g. has a dog, likes coffee."),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    appointment_at = forms.TimeField(
+        label=_("Appointment time, if they have one"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        help_text=_("Shown on the board; never changes anyone's place in line."),
+    )
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.site = site
+        self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
+        if not self.is_bound:
+            self.initial.setdefault("nonce", uuid.uuid4())
+
+    def clean(self):
+        data = super().clean()
+        person_id = data.get("person") or data.get("person_pick")
+        if person_id:
+            person = Person.objects.filter(pk=person_id, site=self.site).first()
+            if person is None:
+                raise forms.ValidationError(_("That person is not known at this site."))
+            data["person_obj"] = person
+        elif not (data.get("name") or "").strip() and "name" not in self.errors:
+            self.add_error("name", _("Please enter the name the person goes by."))
+        if data.get("urgent") and not (data.get("urgent_reason") or "").strip():
+            self.add_error("urgent_reason", _("Please give a short reason it is urgent."))
+        return data
+
+
+class CallNextForm(forms.Form):
+    service = forms.ModelChoiceField(
+        label=_("For"),
+        queryset=Service.objects.none(),
+        required=False,
+        empty_label=_("Anyone"),
+    )
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
+
+
+class RoomForm(forms.Form):
+    room = forms.ModelChoiceField(
+        label=_("Your room"),
+        queryset=Room.objects.none(),
+        required=False,
+        empty_label=_("Front desk"),
+    )
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["room"].queryset = Room.objects.filter(site=site, is_active=True)
+
+
+class HandOffForm(forms.Form):
+    revision = forms.IntegerField(widget=forms.HiddenInput)
+    to_user = forms.ModelChoiceField(
+        label=_("Hand off to"),
+        queryset=None,
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={"invalid_choice": _("Please pick a team member at this site.")},
+    )
+
+    def __init__(self, *args, site, exclude_user_id=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        candidates = services.handoff_candidates(site)
+        if exclude_user_id:
+            candidates = candidates.exclude(pk=exclude_user_id)
+        self.fields["to_user"].queryset = candidates
+        disciplines = dict(site.memberships.values_list("user_id", "discipline"))
+        labels = dict(site.memberships.model._meta.get_field("discipline").choices)
+        self.fields["to_user"].label_from_instance = lambda u: (
+            f"{services.staff_label(u)} — {labels.get(disciplines.get(u.pk), '')}".rstrip(" —")
+        )

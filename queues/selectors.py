@@ -1,0 +1,128 @@
+"""Reads of the queue. One snapshot feeds the page, the refresh fragment and the websocket."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from clinic.models import Membership, Person, Site
+from queues.models import ACTIVE_STATES, Arrival, QueueClock, State
+
+SEARCH_LIMIT = 8
+DISPLAY_CALLED_LIMIT = 6
+
+
+def queue_version(site_id: int) -> int:
+    return QueueClock.objects.filter(site_id=site_id).values_list("version", flat=True).first() or 0
+
+
+@dataclass
+class QueueSnapshot:
+    site: Site
+    version: int
+    now: datetime
+    waiting: list[Arrival]
+    in_progress: list[Arrival]
+    finished: list[Arrival]
+    disciplines: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def waiting_count(self) -> int:
+        return sum(1 for a in self.waiting if a.state == State.WAITING)
+
+
+def queue_snapshot(*, site: Site, now: datetime | None = None) -> QueueSnapshot:
+    """Everyone active at the site, in line order, and today's recently finished."""
+    now = now or timezone.now()
+    # Version first: rows read afterwards are at least that new, so a screen never believes
+    # it is up to date while holding older rows.
+    version = queue_version(site.pk)
+    active = list(
+        Arrival.objects.filter(site=site, state__in=ACTIVE_STATES)
+        .select_related("person", "service", "staff", "room")
+        .order_by("-urgent", "arrived_at", "pk")
+    )
+    today = timezone.localdate(now, site.tz)
+    finished = list(
+        Arrival.objects.filter(site=site, state__in=(State.DONE, State.LEFT), day=today)
+        .select_related("person", "service", "staff")
+        .order_by("-state_changed_at", "-pk")[:10]
+    )
+    disciplines = {
+        m.user_id: m.get_discipline_display()
+        for m in Membership.objects.filter(site=site).only("user_id", "discipline")
+    }
+    return QueueSnapshot(
+        site=site,
+        version=version,
+        now=now,
+        waiting=[a for a in active if a.state in (State.WAITING, State.STEPPED_OUT)],
+        in_progress=sorted(
+            (a for a in active if a.state in (State.CALLED, State.WITH_STAFF)),
+            key=lambda a: (a.state_changed_at, a.pk),
+        ),
+        finished=finished,
+        disciplines=disciplines,
+    )
+
+
+@dataclass(frozen=True)
+class DisplayCall:
+    ticket: str
+    room: str
+
+
+@dataclass(frozen=True)
+class DisplaySnapshot:
+    """What the waiting-room TV may show: ticket codes and rooms, nothing about a person."""
+
+    version: int
+    called: tuple[DisplayCall, ...]
+    waiting: tuple[str, ...]
+
+
+def display_snapshot(*, site: Site) -> DisplaySnapshot:
+    version = queue_version(site.pk)
+    called = (
+        Arrival.objects.filter(site=site, state=State.CALLED)
+        .order_by("-state_changed_at", "-pk")
+        .values_list("ticket", "room__name")[:DISPLAY_CALLED_LIMIT]
+    )
+    # Ticket order, not line order: the order on screen must not reveal who is urgent.
+    waiting = (
+        Arrival.objects.filter(site=site, state=State.WAITING)
+        .order_by("day", "ticket_number")
+        .values_list("ticket", flat=True)
+    )
+    return DisplaySnapshot(
+        version=version,
+        called=tuple(DisplayCall(ticket=t, room=r or "") for t, r in called),
+        waiting=tuple(waiting),
+    )
+
+
+def people_search(*, site: Site, query: str) -> list[Person]:
+    """People known at the site whose name contains the query, most recently here first."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    words = query.split()[:4]
+    condition = Q()
+    for word in words:
+        condition &= Q(name__icontains=word)
+    return list(
+        Person.objects.filter(condition, site=site)
+        .annotate(last_here=Max("arrivals__arrived_at"))
+        .order_by(Max("arrivals__arrived_at").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
+    )
+
+
+_NOT_UNDOABLE = ("checked_in", "undone")
+
+
+def last_action(arrival: Arrival):
+    """The latest event on an arrival that "Undo" would revert, or None."""
+    events = list(arrival.events.order_by("-pk").select_related("from_staff", "from_room"))
+    reverted = {event.reverts_id for event in events if event.reverts_id}
+    return next((e for e in events if e.kind not in _NOT_UNDOABLE and e.pk not in reverted), None)

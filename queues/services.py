@@ -1,0 +1,550 @@
+"""Every write to the queue. Each service owns its transaction, locks what it decides on,
+writes one event row per change, bumps the site's queue version and, as its last step, asks
+the realtime module to tell screens after commit.
+
+Locking: on PostgreSQL rows are locked with SELECT … FOR UPDATE (SKIP LOCKED for "call next",
+so two clinicians pressing it together get two different people). On SQLite, Django ignores
+FOR UPDATE; the settings open every transaction IMMEDIATE, which takes the database write lock
+at the start, so concurrent services run one after the other instead.
+"""
+
+import uuid
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.models import Membership, Person, Room, Service, Site
+from queues import realtime
+from queues.errors import QueueError
+from queues.models import (
+    ACTIVE_STATES,
+    NOT_SEEN_STATES,
+    Arrival,
+    ArrivalEvent,
+    EventKind,
+    QueueClock,
+    State,
+    TicketCounter,
+)
+from queues.selectors import last_action
+from visits import services as visit_services
+
+NAME_MAX = 200
+REASON_MAX = 200
+WHAT_HELPS_MAX = 1000
+
+
+def staff_label(user) -> str:
+    if user is None:
+        return _("the system")
+    return user.get_full_name() or user.get_username()
+
+
+# --- check-in ---------------------------------------------------------------------------------
+
+
+def _clean_text(value: str | None, *, max_length: int, code: str, label: str) -> str:
+    value = (value or "").strip()
+    if len(value) > max_length:
+        raise QueueError(
+            code,
+            _("%(label)s can be at most %(max)d characters.") % {"label": label, "max": max_length},
+        )
+    return value
+
+
+def arrival_check_in(
+    *,
+    site: Site,
+    by,
+    nonce: uuid.UUID,
+    person: Person | None = None,
+    name: str = "",
+    pronouns: str = "",
+    date_of_birth=None,
+    phone: str = "",
+    what_helps: str = "",
+    service: Service | None = None,
+    urgent: bool = False,
+    urgent_reason: str = "",
+    appointment_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Arrival:
+    """Put a person in line and give them a ticket code.
+
+    A known `person` is checked in as they are (blank optional details never erase what is
+    on file); otherwise a new person is recorded with just `name`. The same `nonce` twice
+    returns the first arrival, so a double tap is harmless.
+
+    Locks: the person row (so one person cannot be checked in twice at once) and the site's
+    ticket counter for the day.
+    """
+    now = now or timezone.now()
+    name = _clean_text(name, max_length=NAME_MAX, code="name_too_long", label=_("Name"))
+    urgent_reason = _clean_text(
+        urgent_reason, max_length=REASON_MAX, code="reason_too_long", label=_("Reason")
+    )
+    details = {
+        "pronouns": _clean_text(pronouns, max_length=40, code="too_long", label=_("Pronouns")),
+        "phone": _clean_text(phone, max_length=40, code="too_long", label=_("Phone")),
+        "what_helps": _clean_text(
+            what_helps, max_length=WHAT_HELPS_MAX, code="too_long", label=_("What helps")
+        ),
+        "date_of_birth": date_of_birth,
+    }
+    if person is None and not name:
+        raise QueueError("name_required", _("Please enter the name the person goes by."))
+    if person is not None and person.site_id != site.pk:
+        raise QueueError("unknown_person", _("That person is not known at this site."))
+    if service is not None and (service.site_id != site.pk or not service.is_active):
+        raise QueueError("unknown_service", _("Please pick a service this site offers."))
+    if urgent and not urgent_reason:
+        raise QueueError("urgent_needs_reason", _("Please give a short reason it is urgent."))
+    if not urgent:
+        urgent_reason = ""
+
+    existing = Arrival.objects.filter(site=site, nonce=nonce).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return _check_in_locked(
+                site=site,
+                by=by,
+                nonce=nonce,
+                person=person,
+                name=name,
+                details=details,
+                service=service,
+                urgent=urgent,
+                urgent_reason=urgent_reason,
+                appointment_at=appointment_at,
+                now=now,
+            )
+    except IntegrityError:
+        # Lost a race with an identical tap (same nonce) or a check-in of the same person on
+        # another screen; both committed first, so say what happened.
+        existing = Arrival.objects.filter(site=site, nonce=nonce).first()
+        if existing is not None:
+            return existing
+        if person is not None:
+            _refuse_if_already_here(person)
+        raise
+
+
+def _refuse_if_already_here(person: Person) -> None:
+    active = Arrival.objects.filter(person=person, state__in=ACTIVE_STATES).first()
+    if active is not None:
+        raise QueueError(
+            "already_here",
+            _("%(name)s is already checked in (%(ticket)s).")
+            % {"name": person.name, "ticket": active.ticket},
+            arrival=active,
+        )
+
+
+def _check_in_locked(
+    *, site, by, nonce, person, name, details, service, urgent, urgent_reason, appointment_at, now
+) -> Arrival:
+    if person is None:
+        person = Person.objects.create(site=site, name=name, created_by=by, **details)
+    else:
+        person = Person.objects.select_for_update().get(pk=person.pk, site=site)
+        _refuse_if_already_here(person)
+        changed = [field for field, value in details.items() if value]
+        for field in changed:
+            setattr(person, field, details[field])
+        if changed:
+            person.save(update_fields=changed)
+
+    day = timezone.localdate(now, site.tz)
+    counter, _created = TicketCounter.objects.select_for_update().get_or_create(site=site, day=day)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+
+    arrival = Arrival.objects.create(
+        site=site,
+        person=person,
+        service=service,
+        urgent=urgent,
+        urgent_reason=urgent_reason,
+        day=day,
+        ticket_number=counter.last,
+        ticket=f"{site.ticket_prefix}-{counter.last}",
+        arrived_at=now,
+        appointment_at=appointment_at,
+        state=State.WAITING,
+        state_changed_at=now,
+        nonce=nonce,
+    )
+    ArrivalEvent.objects.create(
+        arrival=arrival,
+        site=site,
+        kind=EventKind.CHECKED_IN,
+        at=now,
+        by=by,
+        to_state=State.WAITING,
+    )
+    _queue_changed(site.pk)
+    return arrival
+
+
+# --- transitions --------------------------------------------------------------------------------
+
+
+def _lock(arrival: Arrival) -> Arrival:
+    return (
+        Arrival.objects.select_for_update()
+        .select_related("site", "person", "staff")
+        .get(pk=arrival.pk, site_id=arrival.site_id)
+    )
+
+
+def _describe_current(arrival: Arrival) -> str:
+    last = arrival.events.order_by("-at", "-pk").select_related("by").first()
+    who = staff_label(arrival.staff) if arrival.staff_id else staff_label(last.by if last else None)
+    messages = {
+        State.WAITING: _("This person's place in line changed on another screen."),
+        State.CALLED: _("Already called by %(who)s."),
+        State.WITH_STAFF: _("Already with %(who)s."),
+        State.STEPPED_OUT: _("Already marked as stepped out by %(who)s."),
+        State.DONE: _("Already finished by %(who)s."),
+        State.LEFT: _("Already marked as left before being seen."),
+    }
+    return messages[arrival.state] % {"who": who}
+
+
+def _check(arrival: Arrival, revision: int | None, allowed: tuple[str, ...]) -> None:
+    if revision is not None and arrival.revision != revision:
+        raise QueueError("changed_elsewhere", _describe_current(arrival), arrival=arrival)
+    if arrival.state not in allowed:
+        raise QueueError("not_allowed_now", _describe_current(arrival), arrival=arrival)
+
+
+def _apply(
+    arrival: Arrival,
+    *,
+    kind: str,
+    by,
+    now,
+    to_state: str,
+    staff=None,
+    room=None,
+    reverts: ArrivalEvent | None = None,
+) -> ArrivalEvent:
+    event = ArrivalEvent.objects.create(
+        arrival=arrival,
+        site_id=arrival.site_id,
+        kind=kind,
+        at=now,
+        by=by,
+        from_state=arrival.state,
+        to_state=to_state,
+        from_staff_id=arrival.staff_id,
+        to_staff=staff,
+        from_room_id=arrival.room_id,
+        to_room=room,
+        reverts=reverts,
+    )
+    arrival.state = to_state
+    arrival.staff = staff
+    arrival.room = room
+    arrival.state_changed_at = now
+    arrival.revision = F("revision") + 1
+    arrival.save(update_fields=["state", "staff", "room", "state_changed_at", "revision"])
+    arrival.refresh_from_db(fields=["revision"])
+    return event
+
+
+def _valid_room(site: Site, room: Room | None) -> Room | None:
+    if room is not None and (room.site_id != site.pk or not room.is_active):
+        raise QueueError("unknown_room", _("Please pick a room at this site."))
+    return room
+
+
+def arrival_call_next(
+    *,
+    site: Site,
+    by,
+    room: Room | None = None,
+    service: Service | None = None,
+    now: datetime | None = None,
+) -> Arrival:
+    """Call whoever is first in line (urgent first, then by arrival), optionally for one service.
+
+    Locks the chosen row with SKIP LOCKED, so a concurrent caller takes the next person.
+    """
+    now = now or timezone.now()
+    room = _valid_room(site, room)
+    if service is not None and service.site_id != site.pk:
+        raise QueueError("unknown_service", _("Please pick a service this site offers."))
+    with transaction.atomic():
+        waiting = Arrival.objects.filter(site=site, state=State.WAITING)
+        if service is not None:
+            waiting = waiting.filter(service=service)
+        arrival = (
+            waiting.order_by("-urgent", "arrived_at", "pk")
+            .select_for_update(skip_locked=True)
+            .first()
+        )
+        if arrival is None:
+            if service is not None:
+                raise QueueError(
+                    "nobody_waiting",
+                    _("Nobody is waiting for %(service)s.") % {"service": service.name},
+                )
+            raise QueueError("nobody_waiting", _("Nobody is waiting."))
+        _apply(
+            arrival,
+            kind=EventKind.CALLED,
+            by=by,
+            now=now,
+            to_state=State.CALLED,
+            staff=by,
+            room=room,
+        )
+        _queue_changed(site.pk)
+    return arrival
+
+
+def arrival_call(
+    *,
+    arrival: Arrival,
+    by,
+    revision: int | None,
+    room: Room | None = None,
+    now: datetime | None = None,
+) -> Arrival:
+    """Call one person (or call them again). Locks the arrival."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        room = _valid_room(arrival.site, room)
+        _check(arrival, revision, (State.WAITING, State.CALLED))
+        _apply(
+            arrival,
+            kind=EventKind.CALLED,
+            by=by,
+            now=now,
+            to_state=State.CALLED,
+            staff=by,
+            room=room,
+        )
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_start(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> Arrival:
+    """The team member starts seeing the person; their visit opens. Locks the arrival."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, (State.WAITING, State.CALLED))
+        _apply(
+            arrival,
+            kind=EventKind.STARTED,
+            by=by,
+            now=now,
+            to_state=State.WITH_STAFF,
+            staff=by,
+            room=arrival.room,
+        )
+        visit_services.visit_open_from_arrival(arrival=arrival, by=by, at=now)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def handoff_candidates(site: Site):
+    """Active team members at the site who may call and see people (and so take a person over)."""
+    User = get_user_model()
+    via_group = Q(
+        groups__permissions__codename="call_arrival",
+        groups__permissions__content_type__app_label="queue",
+    )
+    direct = Q(
+        user_permissions__codename="call_arrival",
+        user_permissions__content_type__app_label="queue",
+    )
+    return (
+        User.objects.filter(memberships__site=site, is_active=True)
+        .filter(via_group | direct)
+        .distinct()
+        .order_by("first_name", "username")
+    )
+
+
+def arrival_hand_off(
+    *, arrival: Arrival, by, revision: int | None, to_user, now: datetime | None = None
+) -> Arrival:
+    """Hand a person being seen over to another team member. Locks the arrival."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, (State.WITH_STAFF,))
+        if to_user is None or not handoff_candidates(arrival.site).filter(pk=to_user.pk).exists():
+            raise QueueError("unknown_staff", _("Please pick a team member at this site."))
+        if to_user.pk == arrival.staff_id:
+            raise QueueError(
+                "same_staff",
+                _("%(who)s is already with this person.") % {"who": staff_label(to_user)},
+            )
+        _apply(
+            arrival,
+            kind=EventKind.HANDED_OFF,
+            by=by,
+            now=now,
+            to_state=State.WITH_STAFF,
+            staff=to_user,
+            room=arrival.room,
+        )
+        visit_services.visit_add_participant(visit=arrival.visit, user=to_user, at=now)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_step_out(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> Arrival:
+    """Stepped out (a smoke, the dog, a call): the person keeps their place. Locks the arrival."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, (State.WAITING, State.CALLED))
+        _apply(arrival, kind=EventKind.STEPPED_OUT, by=by, now=now, to_state=State.STEPPED_OUT)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_come_back(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> Arrival:
+    """Back from stepping out: the same place in line as before (arrival time is unchanged)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, (State.STEPPED_OUT,))
+        _apply(arrival, kind=EventKind.CAME_BACK, by=by, now=now, to_state=State.WAITING)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_mark_left(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> Arrival:
+    """Left before being seen: a measure of the clinic's capacity, never a mark on the person."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, NOT_SEEN_STATES)
+        _apply(arrival, kind=EventKind.LEFT, by=by, now=now, to_state=State.LEFT)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_finish(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> Arrival:
+    """Done: the visit closes. Locks the arrival."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, (State.WITH_STAFF,))
+        _apply(
+            arrival,
+            kind=EventKind.DONE,
+            by=by,
+            now=now,
+            to_state=State.DONE,
+            staff=arrival.staff,
+            room=arrival.room,
+        )
+        visit_services.visit_close(visit=arrival.visit, at=now)
+        _queue_changed(arrival.site_id)
+    return arrival
+
+
+def arrival_undo(
+    *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
+) -> ArrivalEvent:
+    """Undo the latest action on an arrival that has not been undone yet.
+
+    Restores the state, staff and room from before that action and records an "undone" event
+    pointing at it. Locks the arrival.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        arrival = _lock(arrival)
+        _check(arrival, revision, tuple(State.values))
+        target = last_action(arrival)
+        if target is None or target.to_state != arrival.state:
+            raise QueueError("nothing_to_undo", _("There is nothing to undo here."))
+        visit = getattr(arrival, "visit", None)
+        if target.kind == EventKind.STARTED and visit is not None:
+            visit_services.visit_discard_unstarted(visit=visit)
+        elif target.kind == EventKind.DONE and visit is not None:
+            visit_services.visit_reopen(visit=visit)
+        elif target.kind == EventKind.HANDED_OFF and visit is not None:
+            visit_services.visit_remove_participant(visit=visit, user=target.to_staff)
+        undo = _apply(
+            arrival,
+            kind=EventKind.UNDONE,
+            by=by,
+            now=now,
+            to_state=target.from_state,
+            staff=target.from_staff,
+            room=target.from_room,
+            reverts=target,
+        )
+        _queue_changed(arrival.site_id)
+    return undo
+
+
+def queue_close_day(*, site: Site, by, now: datetime | None = None) -> int:
+    """End of day: everyone not seen yet is recorded as left before being seen.
+
+    People with a staff member are left alone; nothing else changes. Locks the affected rows.
+    Returns how many were closed.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        open_arrivals = list(
+            Arrival.objects.select_for_update()
+            .filter(site=site, state__in=NOT_SEEN_STATES)
+            .order_by("pk")
+        )
+        for arrival in open_arrivals:
+            _apply(arrival, kind=EventKind.DAY_CLOSED, by=by, now=now, to_state=State.LEFT)
+        if open_arrivals:
+            _queue_changed(site.pk)
+    return len(open_arrivals)
+
+
+def site_rotate_display_token(*, site: Site) -> Site:
+    """Give the waiting-room display a new secret link; screens on the old one disconnect."""
+    from clinic.models import new_display_token
+
+    with transaction.atomic():
+        Site.objects.filter(pk=site.pk).update(display_token=new_display_token())
+        site.refresh_from_db(fields=["display_token"])
+        _queue_changed(site.pk)
+    return site
+
+
+def _queue_changed(site_id: int) -> None:
+    """Bump the site's queue version (in the caller's transaction) and schedule the hint."""
+    if not QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1):
+        QueueClock.objects.get_or_create(site_id=site_id)
+        QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1)
+    version = QueueClock.objects.values_list("version", flat=True).get(site_id=site_id)
+    realtime.queue_changed(site_id=site_id, version=version)
+
+
+def staff_discipline(user, site: Site) -> str:
+    membership = Membership.objects.filter(user=user, site=site).first()
+    return membership.get_discipline_display() if membership else ""

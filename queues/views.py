@@ -1,0 +1,338 @@
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from clinic.models import Room, Site
+from clinic.sites import can, site_permission_required
+from queues import services
+from queues.consumers import board_permissions
+from queues.errors import QueueError
+from queues.forms import CallNextForm, CheckInForm, HandOffForm, RoomForm
+from queues.models import Arrival, EventKind, State
+from queues.selectors import display_snapshot, last_action, people_search, queue_snapshot
+
+SESSION_ROOM_KEY = "threshold_room_id"
+
+
+def _back(request, default: str):
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(default)
+
+
+def _session_room(request) -> Room | None:
+    room_id = request.session.get(SESSION_ROOM_KEY)
+    return Room.objects.filter(pk=room_id, site=request.site, is_active=True).first()
+
+
+# --- check-in ---------------------------------------------------------------------------------
+
+
+@never_cache
+@site_permission_required("queue.check_in")
+def check_in(request):
+    site = request.site
+    if request.method == "POST":
+        form = CheckInForm(request.POST, site=site)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                arrival = services.arrival_check_in(
+                    site=site,
+                    by=request.user,
+                    nonce=data["nonce"],
+                    person=data.get("person_obj"),
+                    name=data["name"],
+                    pronouns=data["pronouns"],
+                    date_of_birth=data["date_of_birth"],
+                    phone=data["phone"],
+                    what_helps=data["what_helps"],
+                    service=data["service"],
+                    urgent=data["urgent"],
+                    urgent_reason=data["urgent_reason"],
+                    appointment_at=_today_at(site, data["appointment_at"]),
+                )
+            except QueueError as error:
+                form.add_error(None, error.message)
+            else:
+                return redirect(f"{reverse('queues:check_in')}?arrival={arrival.pk}")
+    else:
+        form = CheckInForm(site=site)
+    return render(
+        request,
+        "queues/check_in.html",
+        {
+            "form": form,
+            "checked_in": _checked_in(request),
+            "matches": people_search(site=site, query=request.GET.get("name", "")),
+            "query": request.GET.get("name", ""),
+        },
+    )
+
+
+def _today_at(site: Site, value) -> datetime | None:
+    if value is None:
+        return None
+    today = timezone.localdate(timezone.now(), site.tz)
+    return datetime.combine(today, value, tzinfo=site.tz)
+
+
+def _checked_in(request):
+    arrival_id = request.GET.get("arrival", "")
+    if not arrival_id.isdigit():
+        return None
+    arrival = (
+        Arrival.objects.filter(pk=int(arrival_id), site=request.site)
+        .select_related("person", "service")
+        .first()
+    )
+    if arrival is None:
+        return None
+    arrival.returning = arrival.person.arrivals.filter(pk__lt=arrival.pk).exists()
+    return arrival
+
+
+@require_GET
+@site_permission_required("queue.check_in")
+def person_matches(request):
+    return render(
+        request,
+        "queues/_person_matches.html",
+        {
+            "matches": people_search(site=request.site, query=request.GET.get("name", "")),
+            "query": request.GET.get("name", ""),
+        },
+    )
+
+
+# --- board ------------------------------------------------------------------------------------
+
+
+@never_cache
+@site_permission_required("queue.view_queue")
+def board(request):
+    site = request.site
+    return render(
+        request,
+        "queues/board.html",
+        {
+            "snapshot": queue_snapshot(site=site),
+            "perms_here": board_permissions(request.user, site),
+            "call_next_form": CallNextForm(site=site),
+            "room_form": RoomForm(site=site, initial={"room": _session_room(request)}),
+        },
+    )
+
+
+@never_cache
+@require_GET
+@site_permission_required("queue.view_queue")
+def board_live(request):
+    """The same snapshot the websocket sends, for screens whose socket cannot connect."""
+    snapshot = queue_snapshot(site=request.site)
+    html = render_to_string(
+        "queues/_board_live.html",
+        {
+            "snapshot": snapshot,
+            "perms_here": board_permissions(request.user, request.site),
+        },
+    )
+    return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
+
+
+@require_POST
+@site_permission_required("queue.call_arrival")
+def set_room(request):
+    form = RoomForm(request.POST, site=request.site)
+    if form.is_valid():
+        room = form.cleaned_data["room"]
+        request.session[SESSION_ROOM_KEY] = room.pk if room else None
+        messages.success(
+            request,
+            _("People you call will be sent to %(room)s.") % {"room": room or _("the front desk")},
+        )
+    else:
+        messages.error(request, _("Please pick a room at this site."))
+    return redirect("queues:board")
+
+
+@require_POST
+@site_permission_required("queue.call_arrival")
+def call_next(request):
+    form = CallNextForm(request.POST, site=request.site)
+    if not form.is_valid():
+        messages.error(request, _("Please pick a service this site offers."))
+        return redirect("queues:board")
+    try:
+        arrival = services.arrival_call_next(
+            site=request.site,
+            by=request.user,
+            room=_session_room(request),
+            service=form.cleaned_data["service"],
+        )
+    except QueueError as error:
+        messages.warning(request, error.message)
+    else:
+        messages.success(request, _called_message(arrival))
+    return redirect("queues:board")
+
+
+def _called_message(arrival: Arrival) -> str:
+    return _("Called %(ticket)s (%(name)s) to %(room)s.") % {
+        "ticket": arrival.ticket,
+        "name": arrival.person.name,
+        "room": arrival.room or _("the front desk"),
+    }
+
+
+# Each action: the service, the permission it needs, what to say when it worked.
+ACTIONS = {
+    "call": (services.arrival_call, "queue.call_arrival", None),
+    "start": (services.arrival_start, "queue.call_arrival", _("With you: %(ticket)s.")),
+    "step-out": (
+        services.arrival_step_out,
+        "queue.mark_presence",
+        _("%(ticket)s stepped out and keeps their place."),
+    ),
+    "back": (
+        services.arrival_come_back,
+        "queue.mark_presence",
+        _("%(ticket)s is back in their place."),
+    ),
+    "left": (
+        services.arrival_mark_left,
+        "queue.mark_presence",
+        _("%(ticket)s left before being seen."),
+    ),
+    "done": (services.arrival_finish, "queue.call_arrival", _("%(ticket)s is done.")),
+    "undo": (services.arrival_undo, "queue.mark_presence", _("Undone for %(ticket)s.")),
+}
+# Undoing a clinical step needs the clinical permission too.
+CLINICAL_EVENTS = {EventKind.CALLED, EventKind.STARTED, EventKind.HANDED_OFF, EventKind.DONE}
+
+
+@require_POST
+@site_permission_required("queue.view_queue")
+def arrival_action(request, pk: int, action: str):
+    if action not in ACTIONS:
+        raise Http404
+    service, perm, success = ACTIONS[action]
+    arrival = get_object_or_404(Arrival, pk=pk, site=request.site)
+    last = last_action(arrival) if action == "undo" else None
+    if not can(request.user, perm, request.site) or (
+        last is not None
+        and last.kind in CLINICAL_EVENTS
+        and not can(request.user, "queue.call_arrival", request.site)
+    ):
+        messages.error(request, _("Your role cannot do that."))
+        return _back(request, "queues:board")
+    revision = request.POST.get("revision", "")
+    if not revision.isdigit():
+        messages.error(request, _("This screen was out of date; here is the latest."))
+        return _back(request, "queues:board")
+    extra = {"room": _session_room(request)} if action == "call" else {}
+    try:
+        service(arrival=arrival, by=request.user, revision=int(revision), **extra)
+    except QueueError as error:
+        messages.warning(request, error.message)
+    else:
+        arrival.refresh_from_db()
+        messages.success(
+            request,
+            _called_message(arrival) if success is None else success % {"ticket": arrival.ticket},
+        )
+    return _back(request, "queues:board")
+
+
+@never_cache
+@site_permission_required("queue.call_arrival")
+def hand_off(request, pk: int):
+    arrival = get_object_or_404(
+        Arrival.objects.select_related("person", "staff"), pk=pk, site=request.site
+    )
+    data = request.POST if request.method == "POST" else None
+    form = HandOffForm(
+        data,
+        site=request.site,
+        exclude_user_id=arrival.staff_id,
+        initial={"revision": arrival.revision},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.arrival_hand_off(
+                arrival=arrival,
+                by=request.user,
+                revision=form.cleaned_data["revision"],
+                to_user=form.cleaned_data["to_user"],
+            )
+        except QueueError as error:
+            messages.warning(request, error.message)
+        else:
+            messages.success(
+                request,
+                _("%(ticket)s is now with %(who)s.")
+                % {
+                    "ticket": arrival.ticket,
+                    "who": services.staff_label(form.cleaned_data["to_user"]),
+                },
+            )
+        return redirect("queues:board")
+    return render(request, "queues/hand_off.html", {"arrival": arrival, "form": form})
+
+
+@never_cache
+@site_permission_required("queue.close_day")
+def close_day(request):
+    if request.method == "POST":
+        closed = services.queue_close_day(site=request.site, by=request.user)
+        messages.success(
+            request,
+            _("Day closed. %(count)d not seen yet recorded as left before being seen.")
+            % {"count": closed},
+        )
+        return redirect("queues:board")
+    snapshot = queue_snapshot(site=request.site)
+    not_seen = snapshot.waiting + [a for a in snapshot.in_progress if a.state == State.CALLED]
+    return render(request, "queues/close_day.html", {"not_seen": not_seen})
+
+
+# --- waiting-room display (no login: a secret link per site) --------------------------------
+
+
+def _display_site(token: str) -> Site:
+    return get_object_or_404(Site, display_token=token, is_active=True)
+
+
+@never_cache
+@require_GET
+def display(request, token: str):
+    site = _display_site(token)
+    return render(
+        request,
+        "queues/display.html",
+        {
+            "site": site,
+            "display": display_snapshot(site=site),
+            "token": token,
+        },
+    )
+
+
+@never_cache
+@require_GET
+def display_live(request, token: str):
+    snapshot = display_snapshot(site=_display_site(token))
+    html = render_to_string("queues/_display_live.html", {"display": snapshot})
+    return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
