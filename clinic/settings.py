@@ -146,6 +146,7 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Security -------------------------------------------------------------------------------
 # Secure by default outside DEBUG. A deployment behind a TLS-terminating proxy sets

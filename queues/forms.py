@@ -21,6 +21,8 @@ class CheckInForm(forms.Form):
             attrs={"autocomplete": "off", "autocapitalize": "words", "spellcheck": "false"}
         ),
     )
+    # Set by the "someone new" button after the form pointed out a namesake already known here.
+    confirm_new = forms.BooleanField(required=False, widget=forms.HiddenInput)
     service = forms.ModelChoiceField(
         label=_("Here for"),
         queryset=Service.objects.none(),

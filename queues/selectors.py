@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from clinic.models import Membership, Person, Site
@@ -114,7 +114,7 @@ def people_search(*, site: Site, query: str) -> list[Person]:
     return list(
         Person.objects.filter(condition, site=site)
         .annotate(last_here=Max("arrivals__arrived_at"))
-        .order_by(Max("arrivals__arrived_at").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
+        .order_by(F("last_here").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
     )
 
 

@@ -46,6 +46,26 @@ def check_in(request):
     site = request.site
     if request.method == "POST":
         form = CheckInForm(request.POST, site=site)
+        namesakes = _namesakes(form)
+        if namesakes:
+            form.add_error(
+                None,
+                _(
+                    "Someone called %(name)s is already known here. Choose them "
+                    "below, or check in someone new with the same name."
+                )
+                % {"name": form.cleaned_data["name"]},
+            )
+            return render(
+                request,
+                "queues/check_in.html",
+                {
+                    "form": form,
+                    "matches": namesakes,
+                    "query": form.cleaned_data["name"],
+                    "ask_new": True,
+                },
+            )
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -80,6 +100,20 @@ def check_in(request):
             "query": request.GET.get("name", ""),
         },
     )
+
+
+def _namesakes(form: CheckInForm) -> list:
+    """People already known by exactly the typed name, when a new person is about to be added."""
+    if not form.is_valid():
+        return []
+    data = form.cleaned_data
+    if data.get("person_obj") or data.get("confirm_new"):
+        return []
+    return [
+        p
+        for p in people_search(site=form.site, query=data["name"])
+        if p.name.casefold() == data["name"].strip().casefold()
+    ]
 
 
 def _today_at(site: Site, value) -> datetime | None:

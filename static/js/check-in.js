@@ -10,7 +10,9 @@
   var matches = document.getElementById("matches");
   var selected = document.getElementById("selected-person");
   var selectedText = document.getElementById("selected-text");
-  var button = document.getElementById("check-in-button");
+  var button = document.getElementById("check-in-button") || form.querySelector("button.big");
+  // After a namesake was pointed out, tapping a person checks them in straight away.
+  var askNew = form.hasAttribute("data-ask-new");
   var timer = null, lastQuery = null, chosenName = null;
 
   function search() {
@@ -39,7 +41,7 @@
 
   matches.addEventListener("click", function (event) {
     var match = event.target.closest(".match");
-    if (!match) return;
+    if (!match || askNew) return;
     event.preventDefault();
     personInput.value = match.getAttribute("data-person");
     chosenName = match.getAttribute("data-name");

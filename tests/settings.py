@@ -1,0 +1,24 @@
+"""Settings for the test suite: the project's settings with test-only defaults."""
+
+import os
+import tempfile
+
+# Development branches of the settings (no HTTPS redirect, plain static files); pytest-django
+# still runs the tests themselves with DEBUG off.
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
+
+from clinic.settings import *  # noqa: E402, F403
+from clinic.settings import BASE_DIR, DATABASES  # noqa: E402, F401
+
+# Tests pick the channel layer themselves; the redis-marked ones point it at TEST_REDIS_URL.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+TEST_REDIS_URL = (
+    os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: threads and a server process in another process must share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"threshold-test-{os.getpid()}.sqlite3")
+    }
