@@ -102,15 +102,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
 # --- Channels -------------------------------------------------------------------------------
+def redis_channel_layer(url: str) -> dict:
+    """channels-redis on `url`.
+
+    channels-redis waits for messages with a 5-second blocking BZPOPMIN; redis-py 8 also gives
+    every read a 5-second socket timeout by default, so idle sockets would fail with
+    TimeoutError every few seconds (django/channels_redis#422). A read timeout well above the
+    BZPOPMIN wait keeps them open and still gives up on a Redis that hangs.
+    """
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}], "prefix": "threshold"},
+    }
+
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "threshold"},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

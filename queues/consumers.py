@@ -9,7 +9,12 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import JsonWebsocketConsumer
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
 from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 
@@ -33,7 +38,7 @@ class _QueueSocket(JsonWebsocketConsumer):
         # Malformed frames are ignored, never fatal: a buggy or hostile client cannot crash us.
         try:
             content = json.loads(text_data or "")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return
         if isinstance(content, dict):
             self.receive_json(content)
@@ -102,7 +107,8 @@ class BoardConsumer(_QueueSocket):
         fresh = session.__class__(session_key)
         if str(fresh.get(SESSION_KEY)) != str(self.user.pk) or not fresh.get(BACKEND_SESSION_KEY):
             return False
-        user = type(self.user).objects.filter(pk=self.user.pk).first()
+        # scope["user"] is Channels' lazy wrapper, whose type has no manager: ask the model.
+        user = get_user_model().objects.filter(pk=self.user.pk).first()
         if user is None or not constant_time_compare(
             fresh.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
         ):

@@ -6,12 +6,44 @@ from django.utils.translation import gettext_lazy as _
 from clinic.models import Person, Room, Service
 from queues import services
 
+STALE_PAGE = _("This page was out of date. Please check the details and try again.")
+UNKNOWN_PERSON = _("That person is not known at this site.")
+UNKNOWN_SERVICE = _("Please pick a service this site offers.")
+
+
+class NonceField(forms.UUIDField):
+    """The check-in's nonce. A page shown again after a missing or broken one gets a new one."""
+
+    widget = forms.HiddenInput
+    fresh = None  # set on the form's own copy of the field
+
+    def bound_data(self, data, initial):
+        try:
+            value = self.to_python(data)
+        except forms.ValidationError:
+            value = None
+        if value is None:
+            self.fresh = self.fresh or uuid.uuid4()
+            value = self.fresh
+        return value
+
+
+def _move_hidden_errors_to_top(form: forms.Form, names: tuple[str, ...]) -> None:
+    """Hidden inputs have no place on the page to show an error: say it at the top instead."""
+    messages = [message for name in names for message in form.errors.pop(name, [])]
+    if messages:
+        raise forms.ValidationError(list(dict.fromkeys(messages)))
+
 
 class CheckInForm(forms.Form):
-    nonce = forms.UUIDField(widget=forms.HiddenInput)
-    person = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    nonce = NonceField(error_messages={"required": STALE_PAGE, "invalid": STALE_PAGE})
+    person = forms.IntegerField(
+        required=False, widget=forms.HiddenInput, error_messages={"invalid": UNKNOWN_PERSON}
+    )
     # Without JavaScript, each known person is a submit button carrying their id.
-    person_pick = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    person_pick = forms.IntegerField(
+        required=False, widget=forms.HiddenInput, error_messages={"invalid": UNKNOWN_PERSON}
+    )
     name = forms.CharField(
         label=_("Name"),
         max_length=services.NAME_MAX,
@@ -28,7 +60,9 @@ class CheckInForm(forms.Form):
         queryset=Service.objects.none(),
         required=False,
         empty_label=_("Not sure yet"),
+        blank=True,  # RadioSelect drops the empty choice otherwise; "not sure" is an answer
         widget=forms.RadioSelect,
+        error_messages={"invalid_choice": UNKNOWN_SERVICE},
     )
     urgent = forms.BooleanField(label=_("Urgent"), required=False)
     urgent_reason = forms.CharField(
@@ -66,11 +100,13 @@ class CheckInForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        # Stops here too, so a broken person id never falls back to registering someone new.
+        _move_hidden_errors_to_top(self, ("nonce", "person", "person_pick"))
         person_id = data.get("person") or data.get("person_pick")
         if person_id:
             person = Person.objects.filter(pk=person_id, site=self.site).first()
             if person is None:
-                raise forms.ValidationError(_("That person is not known at this site."))
+                raise forms.ValidationError(UNKNOWN_PERSON)
             data["person_obj"] = person
         elif not (data.get("name") or "").strip() and "name" not in self.errors:
             self.add_error("name", _("Please enter the name the person goes by."))
@@ -105,8 +141,20 @@ class RoomForm(forms.Form):
         self.fields["room"].queryset = Room.objects.filter(site=site, is_active=True)
 
 
+class RevisionField(forms.IntegerField):
+    """The revision the page was made from. Shown again after a broken one: the current one."""
+
+    widget = forms.HiddenInput
+
+    def bound_data(self, data, initial):
+        try:
+            return self.to_python(data) if data not in self.empty_values else initial
+        except forms.ValidationError:
+            return initial
+
+
 class HandOffForm(forms.Form):
-    revision = forms.IntegerField(widget=forms.HiddenInput)
+    revision = RevisionField(error_messages={"required": STALE_PAGE, "invalid": STALE_PAGE})
     to_user = forms.ModelChoiceField(
         label=_("Hand off to"),
         queryset=None,
@@ -126,3 +174,8 @@ class HandOffForm(forms.Form):
         self.fields["to_user"].label_from_instance = lambda u: (
             f"{services.staff_label(u)} — {labels.get(disciplines.get(u.pk), '')}".rstrip(" —")
         )
+
+    def clean(self):
+        data = super().clean()
+        _move_hidden_errors_to_top(self, ("revision",))
+        return data

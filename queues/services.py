@@ -197,8 +197,10 @@ def _check_in_locked(
 
 
 def _lock(arrival: Arrival) -> Arrival:
+    # OF self: PostgreSQL refuses FOR UPDATE on the nullable side of the outer joins that
+    # select_related makes for person and staff, and only the arrival row needs the lock.
     return (
-        Arrival.objects.select_for_update()
+        Arrival.objects.select_for_update(of=("self",))
         .select_related("site", "person", "staff")
         .get(pk=arrival.pk, site_id=arrival.site_id)
     )
@@ -484,6 +486,14 @@ def arrival_undo(
         target = last_action(arrival)
         if target is None or target.to_state != arrival.state:
             raise QueueError("nothing_to_undo", _("There is nothing to undo here."))
+        if (
+            arrival.person_id is not None
+            and arrival.state not in ACTIVE_STATES
+            and target.from_state in ACTIVE_STATES
+        ):
+            # Bringing a finished entry back must not put the person in line twice if they
+            # have checked in again since (lock the person as check-in does).
+            _refuse_if_already_here(Person.objects.select_for_update().get(pk=arrival.person_id))
         visit = getattr(arrival, "visit", None)
         if target.kind == EventKind.STARTED and visit is not None:
             visit_services.visit_discard_unstarted(visit=visit)

@@ -109,6 +109,9 @@ def _namesakes(form: CheckInForm) -> list:
     data = form.cleaned_data
     if data.get("person_obj") or data.get("confirm_new"):
         return []
+    # A repeated tap of a check-in that went through: let it find that arrival, not ask again.
+    if Arrival.objects.filter(site=form.site, nonce=data["nonce"]).exists():
+        return []
     return [
         p
         for p in people_search(site=form.site, query=data["name"])
@@ -125,7 +128,8 @@ def _today_at(site: Site, value) -> datetime | None:
 
 def _checked_in(request):
     arrival_id = request.GET.get("arrival", "")
-    if not arrival_id.isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if not (arrival_id.isascii() and arrival_id.isdigit()):
         return None
     arrival = (
         Arrival.objects.filter(pk=int(arrival_id), site=request.site)
@@ -273,7 +277,7 @@ def arrival_action(request, pk: int, action: str):
         messages.error(request, _("Your role cannot do that."))
         return _back(request, "queues:board")
     revision = request.POST.get("revision", "")
-    if not revision.isdigit():
+    if not (revision.isascii() and revision.isdigit()):
         messages.error(request, _("This screen was out of date; here is the latest."))
         return _back(request, "queues:board")
     extra = {"room": _session_room(request)} if action == "call" else {}
