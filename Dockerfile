@@ -1,0 +1,32 @@
+# Threshold: the ASGI web service (HTTP and websockets). See docker-compose.yml.
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, from pyproject.toml, so a code change does not reinstall them.
+# tzdata: site time zones must resolve even if the base image has no system zoneinfo.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt tzdata \
+ && rm /tmp/requirements.txt
+
+# The application (.dockerignore keeps .env, databases, .venv and tests out).
+COPY . .
+
+# Hashed, compressed static files, served by WhiteNoise. The settings need a SECRET_KEY to
+# load; this one exists only during the build and is never used at run time.
+RUN DEBUG=0 SECRET_KEY=collectstatic-at-build-time-only \
+    python manage.py collectstatic --noinput
+
+RUN useradd --create-home --uid 10001 threshold
+USER threshold
+
+EXPOSE 8000
+
+# docker-compose.yml runs migrations first; the default is the server alone.
+CMD ["uvicorn", "clinic.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "3", "--proxy-headers", "--lifespan", "off"]
