@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, Max, Q
+from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from clinic.models import Membership, Person, Site
@@ -30,6 +30,10 @@ class QueueSnapshot:
     @property
     def waiting_count(self) -> int:
         return sum(1 for a in self.waiting if a.state == State.WAITING)
+
+    @property
+    def stepped_out_count(self) -> int:
+        return len(self.waiting) - self.waiting_count
 
 
 def queue_snapshot(*, site: Site, now: datetime | None = None) -> QueueSnapshot:
@@ -89,9 +93,10 @@ def display_snapshot(*, site: Site) -> DisplaySnapshot:
         .order_by("-state_changed_at", "-pk")
         .values_list("ticket", "room__name")[:DISPLAY_CALLED_LIMIT]
     )
-    # Ticket order, not line order: the order on screen must not reveal who is urgent.
+    # Ticket order, not line order: the order on screen must not reveal who is urgent. Someone
+    # who stepped out keeps their place, so their code stays up too.
     waiting = (
-        Arrival.objects.filter(site=site, state=State.WAITING)
+        Arrival.objects.filter(site=site, state__in=(State.WAITING, State.STEPPED_OUT))
         .order_by("day", "ticket_number")
         .values_list("ticket", flat=True)
     )
@@ -113,7 +118,14 @@ def people_search(*, site: Site, query: str) -> list[Person]:
         condition &= Q(name__icontains=word)
     return list(
         Person.objects.filter(condition, site=site)
-        .annotate(last_here=Max("arrivals__arrived_at"))
+        .annotate(
+            last_here=Max("arrivals__arrived_at"),
+            here_now=Subquery(
+                Arrival.objects.filter(person=OuterRef("pk"), state__in=ACTIVE_STATES).values(
+                    "ticket"
+                )[:1]
+            ),
+        )
         .order_by(F("last_here").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
     )
 

@@ -1,5 +1,8 @@
+import zoneinfo
+
 from django import template
-from django.utils.translation import ngettext
+from django.utils import formats, timezone
+from django.utils.translation import gettext, ngettext
 
 register = template.Library()
 
@@ -25,3 +28,19 @@ def wait_label(since, now) -> str:
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key, "") if mapping else ""
+
+
+@register.filter
+def days_ago(value, tz_name: str = "") -> str:
+    """A past moment as a day people say: today, yesterday, 6 days ago, or the date."""
+    if not value:
+        return ""
+    tz = zoneinfo.ZoneInfo(tz_name) if tz_name else timezone.get_current_timezone()
+    days = (timezone.localdate(timezone.now(), tz) - timezone.localdate(value, tz)).days
+    if days <= 0:
+        return gettext("today")
+    if days == 1:
+        return gettext("yesterday")
+    if days < 60:
+        return ngettext("%(d)d day ago", "%(d)d days ago", days) % {"d": days}
+    return formats.date_format(timezone.localdate(value, tz), "j M Y")

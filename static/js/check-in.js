@@ -48,7 +48,8 @@
     nameInput.value = chosenName;
     matches.querySelectorAll(".match").forEach(function (b) { b.setAttribute("aria-pressed", String(b === match)); });
     var helps = match.getAttribute("data-what-helps");
-    selectedText.textContent = selected.getAttribute("data-welcome") + " " + chosenName +
+    var greeting = match.getAttribute("data-returning") ? "data-welcome" : "data-first";
+    selectedText.textContent = selected.getAttribute(greeting) + " " + chosenName +
       (helps ? " — " + selected.getAttribute("data-helps") + " " + helps : "");
     selected.hidden = false;
     button.focus();

@@ -63,15 +63,18 @@
     try {
       socket = new WebSocket(scheme + window.location.host + root.getAttribute("data-ws"));
     } catch (e) {
+      // Refused outright (e.g. a blocked port or policy): poll meanwhile, as after a close.
+      setStatus(status ? status.getAttribute("data-offline-text") : "", true);
+      startPolling();
       scheduleReconnect();
       return;
     }
     socket.onopen = function () {
-      attempts = 0;
       stopPolling();
       setStatus(status ? status.getAttribute("data-live-text") : "", false);
     };
     socket.onmessage = function (event) {
+      attempts = 0;
       try { apply(JSON.parse(event.data)); } catch (e) { /* ignore a bad frame */ }
     };
     socket.onclose = function (event) {
@@ -95,7 +98,8 @@
       var minutes = Math.max(0, Math.floor((now - Date.parse(el.getAttribute("data-since"))) / 60000));
       el.textContent = minutes < 60 ? minutes + " min"
         : Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0");
-      el.classList.toggle("long", minutes >= parseInt(el.getAttribute("data-warn"), 10));
+      var warn = el.getAttribute("data-warn");
+      if (warn) el.classList.toggle("long", minutes >= parseInt(warn, 10));
     });
   }
 
