@@ -99,20 +99,31 @@ def room(site):
 
 @pytest.fixture
 def front_desk(site):
-    return make_staff(site=site, roles=[roles.FRONT_DESK], username="robin",
-                      discipline=Discipline.FRONT_DESK)
+    return make_staff(
+        site=site, roles=[roles.FRONT_DESK], username="robin", discipline=Discipline.FRONT_DESK
+    )
 
 
 @pytest.fixture
 def clinician(site):
-    return make_staff(site=site, roles=[roles.CLINICIAN], username="alex", first_name="Alex",
-                      discipline=Discipline.NURSE_PRACTITIONER)
+    return make_staff(
+        site=site,
+        roles=[roles.CLINICIAN],
+        username="alex",
+        first_name="Alex",
+        discipline=Discipline.NURSE_PRACTITIONER,
+    )
 
 
 @pytest.fixture
 def second_clinician(site):
-    return make_staff(site=site, roles=[roles.CLINICIAN], username="sam", first_name="Sam",
-                      discipline=Discipline.PEER_NAVIGATOR)
+    return make_staff(
+        site=site,
+        roles=[roles.CLINICIAN],
+        username="sam",
+        first_name="Sam",
+        discipline=Discipline.PEER_NAVIGATOR,
+    )
 
 
 @pytest.fixture
@@ -174,11 +185,24 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
         "PYTHONWARNINGS": "ignore",
     }
     log = tmp_path / f"daphne-{port}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "clinic.asgi:application"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
+    # The child keeps its own copy of the log's descriptor; ours is closed straight away.
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "clinic.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -217,5 +241,7 @@ def session_cookie_for(user) -> dict:
 
     client = Client()
     client.force_login(user)
-    return {"name": django_settings.SESSION_COOKIE_NAME,
-            "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value}
+    return {
+        "name": django_settings.SESSION_COOKIE_NAME,
+        "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
+    }

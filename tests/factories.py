@@ -63,7 +63,10 @@ def check_in(*, site, by, name=None, person=None, **kwargs):
     from queues.services import arrival_check_in
 
     return arrival_check_in(
-        site=site, by=by, nonce=kwargs.pop("nonce", None) or uuid.uuid4(), person=person,
+        site=site,
+        by=by,
+        nonce=kwargs.pop("nonce", None) or uuid.uuid4(),
+        person=person,
         name=name if name is not None else ("" if person else f"Walk-in {uuid.uuid4().hex[:6]}"),
         **kwargs,
     )

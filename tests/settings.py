@@ -8,8 +8,8 @@ import tempfile
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 
-from clinic.settings import *  # noqa: E402, F403
-from clinic.settings import BASE_DIR, DATABASES  # noqa: E402, F401
+from clinic.settings import *  # noqa: F403
+from clinic.settings import BASE_DIR, DATABASES  # noqa: F401
 
 # Tests pick the channel layer themselves; the redis-marked ones point it at TEST_REDIS_URL.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -1,0 +1,250 @@
+"""Live updates across processes, through Redis, and what happens when Redis is not there.
+
+A real daphne server runs in another process on the test database and the test's Redis; a real
+websocket client connects to it as a signed-in staff member (or as the waiting-room TV). The
+change is made through the services in *this* process, whose channel layer points at the same
+Redis, as a second web worker would.
+"""
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+
+import pytest
+import redis
+from channels.layers import channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from clinic.settings import redis_channel_layer
+from queues import services
+from queues.models import Arrival, State
+from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
+from tests.factories import check_in
+
+ORIGIN = "http://127.0.0.1"
+TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
+QUIET = 1  # how long "nothing arrives" is watched for
+NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+def flush_redis(url: str) -> None:
+    """Empty the test's own Redis database (never pass a URL that others use)."""
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
+def use_channel_layer(settings, url: str) -> None:
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(url)}
+    channel_layers.backends.clear()  # never reuse a layer (or its connections) from another test
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+
+
+@pytest.fixture
+def shared_redis(settings):
+    """This process's channel layer on the test Redis, starting from an empty database."""
+    flush_redis(settings.TEST_REDIS_URL)
+    use_channel_layer(settings, settings.TEST_REDIS_URL)
+    yield settings.TEST_REDIS_URL
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def other_process(transactional_db, tmp_path, shared_redis):
+    """A second ASGI server process on the same database and the same Redis."""
+    server = start_asgi_server(tmp_path, redis_url=shared_redis)
+    yield server
+    stop_asgi_server(server)
+
+
+def open_socket(server, path: str, user=None):
+    headers = {}
+    if user is not None:
+        cookie = session_cookie_for(user)
+        headers["Cookie"] = f"{cookie['name']}={cookie['value']}"
+    return connect(
+        server.ws_url + path,
+        origin=ORIGIN,
+        additional_headers=headers,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+    )
+
+
+def next_snapshot(ws) -> dict:
+    message = json.loads(ws.recv(timeout=TIMEOUT))
+    assert message["type"] == "snapshot"
+    assert isinstance(message["version"], int)
+    return message
+
+
+def nothing_arrives(ws) -> bool:
+    with contextlib.suppress(TimeoutError):
+        ws.recv(timeout=QUIET)
+        return False
+    return True
+
+
+# --- through Redis, across processes ------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_check_in_here_reaches_a_board_served_by_another_process(
+    other_process, site, front_desk, clinician, room
+):
+    with open_socket(other_process, f"/ws/queue/{site.slug}/", clinician) as board:
+        first = next_snapshot(board)
+        assert "Marcus Lee" not in first["html"]
+
+        check_in(site=site, by=front_desk, name="Marcus Lee")
+        after_check_in = next_snapshot(board)
+        assert after_check_in["version"] > first["version"]
+        assert "Marcus Lee" in after_check_in["html"]
+
+        services.arrival_call_next(site=site, by=clinician, room=room)
+        after_call = next_snapshot(board)
+        assert after_call["version"] > after_check_in["version"]
+        assert "Room 2" in after_call["html"]
+
+
+@pytest.mark.redis
+def test_a_display_served_by_another_process_gets_the_code_not_the_name(
+    other_process, site, front_desk, clinician, room
+):
+    with open_socket(other_process, f"/ws/display/{site.display_token}/") as tv:
+        first = next_snapshot(tv)
+
+        check_in(site=site, by=front_desk, name="Marcus Lee", urgent=True, urgent_reason="Fever")
+        after_check_in = next_snapshot(tv)
+        assert after_check_in["version"] > first["version"]
+        assert "K-1" in after_check_in["html"]
+
+        services.arrival_call_next(site=site, by=clinician, room=room)
+        after_call = next_snapshot(tv)
+        assert "K-1" in after_call["html"]
+        assert "Room 2" in after_call["html"]
+        for html in (after_check_in["html"], after_call["html"]):
+            assert "Marcus Lee" not in html
+            assert "Fever" not in html
+
+
+@pytest.mark.redis
+def test_a_quiet_board_on_redis_stays_connected_and_still_gets_changes(
+    other_process, site, front_desk, clinician
+):
+    # channels-redis waits for messages in blocking reads of a few seconds; an idle socket must
+    # outlive several of them (redis-py 8's default read timeout used to cut them off).
+    with open_socket(other_process, f"/ws/queue/{site.slug}/", clinician) as board:
+        next_snapshot(board)
+        time.sleep(RedisChannelLayer.brpop_timeout + 3)
+        check_in(site=site, by=front_desk, name="Marcus Lee")
+        assert "Marcus Lee" in next_snapshot(board)["html"]
+
+
+@pytest.mark.redis
+def test_screens_catch_up_when_redis_comes_back_empty(
+    other_process, shared_redis, site, front_desk, clinician
+):
+    with (
+        open_socket(other_process, f"/ws/queue/{site.slug}/", clinician) as board,
+        open_socket(other_process, f"/ws/display/{site.display_token}/") as tv,
+    ):
+        board_version = next_snapshot(board)["version"]
+        tv_version = next_snapshot(tv)["version"]
+
+        # A Redis restart without persistence forgets which sockets are in which group.
+        flush_redis(shared_redis)
+        check_in(site=site, by=front_desk, name="Marcus Lee")
+        assert nothing_arrives(board)  # the hint was lost: nobody is in the group any more
+        assert nothing_arrives(tv)
+
+        # Each screen syncs on a timer; the sync both catches up and re-joins the group.
+        board.send(json.dumps({"type": "sync", "version": board_version}))
+        caught_up = next_snapshot(board)
+        assert caught_up["version"] > board_version
+        assert "Marcus Lee" in caught_up["html"]
+        tv.send(json.dumps({"type": "sync", "version": tv_version}))
+        assert "K-1" in next_snapshot(tv)["html"]
+
+        check_in(site=site, by=front_desk, name="Jo Banks")
+        later = next_snapshot(board)
+        assert later["version"] > caught_up["version"]
+        assert "Jo Banks" in later["html"]
+        assert "K-2" in next_snapshot(tv)["html"]
+
+
+@pytest.mark.redis
+def test_a_signed_out_user_on_another_process_is_closed_at_the_next_change(
+    other_process, site, front_desk, clinician
+):
+    with open_socket(other_process, f"/ws/queue/{site.slug}/", clinician) as board:
+        next_snapshot(board)
+        Session.objects.all().delete()
+        check_in(site=site, by=front_desk, name="Marcus Lee")
+        with pytest.raises(ConnectionClosed) as closed:
+            board.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd.code == 4403
+
+
+# --- without Redis ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_in_and_call_are_saved_when_redis_is_down(
+    settings, caplog, site, front_desk, clinician, room
+):
+    use_channel_layer(settings, NO_REDIS)
+    caplog.set_level(logging.WARNING, logger="queues.realtime")
+    try:
+        arrival = check_in(site=site, by=front_desk, name="Marcus Lee")
+        after_check_in = len(caplog.records)
+        called = services.arrival_call_next(site=site, by=clinician, room=room)
+    finally:
+        channel_layers.backends.clear()
+
+    assert called.pk == arrival.pk
+    saved = Arrival.objects.get(pk=arrival.pk)
+    assert saved.state == State.CALLED
+    assert saved.room == room
+    assert list(saved.events.values_list("kind", flat=True).order_by("pk")) == [
+        "checked_in",
+        "called",
+    ]
+    # Each failed broadcast is logged (and nothing worse than a warning).
+    assert after_check_in >= 1
+    assert len(caplog.records) > after_check_in
+    assert {r.name for r in caplog.records} == {"queues.realtime"}
+    assert {r.levelno for r in caplog.records} == {logging.WARNING}
+    assert all("Could not broadcast" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_in_and_call_pages_work_when_redis_is_down(
+    settings, caplog, client, site, front_desk, clinician
+):
+    use_channel_layer(settings, NO_REDIS)
+    caplog.set_level(logging.WARNING, logger="queues.realtime")
+    try:
+        client.force_login(front_desk)
+        response = client.post(
+            reverse("queues:check_in"), {"nonce": str(uuid.uuid4()), "name": "Marcus Lee"}
+        )
+        assert response.status_code == 302
+        client.force_login(clinician)
+        response = client.post(reverse("queues:call_next"))
+        assert response.status_code == 302
+    finally:
+        channel_layers.backends.clear()
+
+    saved = Arrival.objects.get(person__name="Marcus Lee")
+    assert saved.state == State.CALLED
+    assert saved.staff == clinician
+    assert caplog.records
