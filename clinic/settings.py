@@ -114,7 +114,10 @@ def redis_channel_layer(url: str) -> dict:
     """
     return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}], "prefix": "threshold"},
+        "CONFIG": {
+            "hosts": [{"address": url, "socket_timeout": 15, "socket_connect_timeout": 2}],
+            "prefix": "threshold",
+        },
     }
 
 

@@ -9,6 +9,7 @@ at the start, so concurrent services run one after the other instead.
 """
 
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -17,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clinic.models import Membership, Person, Room, Service, Site
+from clinic.models import Person, Room, Service, Site
 from queues import realtime
 from queues.errors import QueueError
 from queues.models import (
@@ -238,6 +239,7 @@ def _apply(
     room=None,
     reverts: ArrivalEvent | None = None,
 ) -> ArrivalEvent:
+    now = now or timezone.now()
     event = ArrivalEvent.objects.create(
         arrival=arrival,
         site_id=arrival.site_id,
@@ -313,6 +315,17 @@ def arrival_call_next(
     return arrival
 
 
+@contextmanager
+def _changing(arrival: Arrival, revision: int | None, allowed: tuple[str, ...]):
+    """One transition: lock the arrival, check it is still as the screen showed it and in a
+    state that allows the action, let the caller change it, then bump the queue version."""
+    with transaction.atomic():
+        locked = _lock(arrival)
+        _check(locked, revision, allowed)
+        yield locked
+        _queue_changed(locked.site_id)
+
+
 def arrival_call(
     *,
     arrival: Arrival,
@@ -322,11 +335,8 @@ def arrival_call(
     now: datetime | None = None,
 ) -> Arrival:
     """Call one person (or call them again). Locks the arrival."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
+    with _changing(arrival, revision, (State.WAITING, State.CALLED)) as arrival:
         room = _valid_room(arrival.site, room)
-        _check(arrival, revision, (State.WAITING, State.CALLED))
         _apply(
             arrival,
             kind=EventKind.CALLED,
@@ -336,7 +346,6 @@ def arrival_call(
             staff=by,
             room=room,
         )
-        _queue_changed(arrival.site_id)
     return arrival
 
 
@@ -344,11 +353,8 @@ def arrival_start(
     *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
 ) -> Arrival:
     """The team member starts seeing the person; their visit opens. Locks the arrival."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, (State.WAITING, State.CALLED))
-        _apply(
+    with _changing(arrival, revision, (State.WAITING, State.CALLED)) as arrival:
+        event = _apply(
             arrival,
             kind=EventKind.STARTED,
             by=by,
@@ -357,8 +363,7 @@ def arrival_start(
             staff=by,
             room=arrival.room,
         )
-        visit_services.visit_open_from_arrival(arrival=arrival, by=by, at=now)
-        _queue_changed(arrival.site_id)
+        visit_services.visit_open_from_arrival(arrival=arrival, by=by, at=event.at)
     return arrival
 
 
@@ -385,10 +390,7 @@ def arrival_hand_off(
     *, arrival: Arrival, by, revision: int | None, to_user, now: datetime | None = None
 ) -> Arrival:
     """Hand a person being seen over to another team member. Locks the arrival."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, (State.WITH_STAFF,))
+    with _changing(arrival, revision, (State.WITH_STAFF,)) as arrival:
         if to_user is None or not handoff_candidates(arrival.site).filter(pk=to_user.pk).exists():
             raise QueueError("unknown_staff", _("Please pick a team member at this site."))
         if to_user.pk == arrival.staff_id:
@@ -396,7 +398,7 @@ def arrival_hand_off(
                 "same_staff",
                 _("%(who)s is already with this person.") % {"who": staff_label(to_user)},
             )
-        _apply(
+        event = _apply(
             arrival,
             kind=EventKind.HANDED_OFF,
             by=by,
@@ -405,8 +407,7 @@ def arrival_hand_off(
             staff=to_user,
             room=arrival.room,
         )
-        visit_services.visit_add_participant(visit=arrival.visit, user=to_user, at=now)
-        _queue_changed(arrival.site_id)
+        visit_services.visit_add_participant(visit=arrival.visit, user=to_user, at=event.at)
     return arrival
 
 
@@ -414,12 +415,8 @@ def arrival_step_out(
     *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
 ) -> Arrival:
     """Stepped out (a smoke, the dog, a call): the person keeps their place. Locks the arrival."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, (State.WAITING, State.CALLED))
+    with _changing(arrival, revision, (State.WAITING, State.CALLED)) as arrival:
         _apply(arrival, kind=EventKind.STEPPED_OUT, by=by, now=now, to_state=State.STEPPED_OUT)
-        _queue_changed(arrival.site_id)
     return arrival
 
 
@@ -427,12 +424,8 @@ def arrival_come_back(
     *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
 ) -> Arrival:
     """Back from stepping out: the same place in line as before (arrival time is unchanged)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, (State.STEPPED_OUT,))
+    with _changing(arrival, revision, (State.STEPPED_OUT,)) as arrival:
         _apply(arrival, kind=EventKind.CAME_BACK, by=by, now=now, to_state=State.WAITING)
-        _queue_changed(arrival.site_id)
     return arrival
 
 
@@ -440,12 +433,8 @@ def arrival_mark_left(
     *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
 ) -> Arrival:
     """Left before being seen: a measure of the clinic's capacity, never a mark on the person."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, NOT_SEEN_STATES)
+    with _changing(arrival, revision, NOT_SEEN_STATES) as arrival:
         _apply(arrival, kind=EventKind.LEFT, by=by, now=now, to_state=State.LEFT)
-        _queue_changed(arrival.site_id)
     return arrival
 
 
@@ -453,11 +442,8 @@ def arrival_finish(
     *, arrival: Arrival, by, revision: int | None, now: datetime | None = None
 ) -> Arrival:
     """Done: the visit closes. Locks the arrival."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, (State.WITH_STAFF,))
-        _apply(
+    with _changing(arrival, revision, (State.WITH_STAFF,)) as arrival:
+        event = _apply(
             arrival,
             kind=EventKind.DONE,
             by=by,
@@ -466,8 +452,7 @@ def arrival_finish(
             staff=arrival.staff,
             room=arrival.room,
         )
-        visit_services.visit_close(visit=arrival.visit, at=now)
-        _queue_changed(arrival.site_id)
+        visit_services.visit_close(visit=arrival.visit, at=event.at)
     return arrival
 
 
@@ -477,12 +462,9 @@ def arrival_undo(
     """Undo the latest action on an arrival that has not been undone yet.
 
     Restores the state, staff and room from before that action and records an "undone" event
-    pointing at it. Locks the arrival.
+    pointing at it. Locks the arrival (and the person, when the entry would become active).
     """
-    now = now or timezone.now()
-    with transaction.atomic():
-        arrival = _lock(arrival)
-        _check(arrival, revision, tuple(State.values))
+    with _changing(arrival, revision, tuple(State.values)) as arrival:
         target = last_action(arrival)
         if target is None or target.to_state != arrival.state:
             raise QueueError("nothing_to_undo", _("There is nothing to undo here."))
@@ -511,7 +493,6 @@ def arrival_undo(
             room=target.from_room,
             reverts=target,
         )
-        _queue_changed(arrival.site_id)
     return undo
 
 
@@ -553,8 +534,3 @@ def _queue_changed(site_id: int) -> None:
         QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1)
     version = QueueClock.objects.values_list("version", flat=True).get(site_id=site_id)
     realtime.queue_changed(site_id=site_id, version=version)
-
-
-def staff_discipline(user, site: Site) -> str:
-    membership = Membership.objects.filter(user=user, site=site).first()
-    return membership.get_discipline_display() if membership else ""

@@ -35,6 +35,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = b"http://127.0.0.1"
 TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
 QUIET = 0.5  # how long "nothing arrives" is watched for
+# Leaving takes milliseconds. On Python 3.11, redis-py's connection setup can swallow the
+# cancellation of a consumer's pending Redis read (asyncio.wait_for), so the consumer lingers
+# until cancelled again; the communicator does that when this wait runs out.
+DISCONNECT_TIMEOUT = 3
 LAYER_CLASSES = {"memory": InMemoryChannelLayer, "redis": RedisChannelLayer}
 
 
@@ -93,7 +97,7 @@ async def socket(path, headers):
     try:
         yield communicator
     finally:
-        await communicator.disconnect(timeout=TIMEOUT)
+        await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
 
 
 async def connected(communicator) -> dict:
