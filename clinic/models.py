@@ -171,3 +171,31 @@ class Person(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AccessLog(models.Model):
+    """Every opening of a clinical record: who, whom, what, when. Rows are only ever added."""
+
+    class What(models.TextChoices):
+        PERSON = "person", _("Person's clinical record")
+        VISIT = "visit", _("Visit")
+        TOX = "tox", _("Tox-screen conversation")
+        GOALS = "goals", _("Goals")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    what = models.CharField(max_length=10, choices=What.choices)
+    object_id = models.CharField(max_length=40, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("access log entry")
+        verbose_name_plural = _("access log")
+        permissions = [("view_access_log", _("Can read the access log"))]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.what} {self.object_id} {self.at:%Y-%m-%d %H:%M}"

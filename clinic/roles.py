@@ -18,11 +18,22 @@ _FRONT_DESK_PERMS = [
     "queue.check_in",
     "queue.mark_presence",
     "queue.close_day",
+    # The non-clinical part of a person's page, and booking appointments.
+    "clinic.view_person",
+    "clinic.change_person",
+    "visits.view_appointment",
+    "visits.add_appointment",
+    "visits.change_appointment",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     FRONT_DESK: _FRONT_DESK_PERMS,
-    CLINICIAN: [*_FRONT_DESK_PERMS, "queue.call_arrival"],
+    CLINICIAN: [
+        *_FRONT_DESK_PERMS,
+        "queue.call_arrival",
+        "visits.view_clinical",
+        "visits.record_visit",
+    ],
     DIRECTOR: [
         "clinic.view_site",
         "clinic.change_site",
@@ -37,7 +48,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "clinic.change_membership",
         "clinic.delete_membership",
     ],
-    PRIVACY_OFFICER: [],
+    PRIVACY_OFFICER: ["clinic.view_access_log"],
 }
 
 

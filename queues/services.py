@@ -32,7 +32,7 @@ from queues.models import (
     TicketCounter,
 )
 from queues.selectors import last_action
-from visits import services as visit_services
+from visits.services import visits as visit_services
 
 NAME_MAX = 200
 REASON_MAX = 200

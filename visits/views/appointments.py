@@ -1,0 +1,3 @@
+"""appointments pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""people pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""tox pages."""
+
+urlpatterns: list = []

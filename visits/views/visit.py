@@ -1,0 +1,3 @@
+"""visit pages."""
+
+urlpatterns: list = []
