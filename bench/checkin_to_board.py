@@ -221,7 +221,9 @@ def one_run(desk, board, name: str, timeout_ms: int) -> tuple[int, int]:
     board.evaluate(BOARD_WATCH, name)
     desk.get_by_label("Name", exact=True).fill(name)
     expect(desk.locator("#matches")).to_contain_text("No one known by that name yet")
-    desk.get_by_role("button", name="Check in", exact=True).click()
+    # Wait for the page the click leads to: the last run's ticket card is still on screen.
+    with desk.expect_navigation(timeout=timeout_ms):
+        desk.get_by_role("button", name="Check in", exact=True).click()
     expect(desk.get_by_test_id("ticket-code")).to_be_visible(timeout=timeout_ms)
     seen = board.evaluate(BOARD_WAIT, timeout_ms)
     if seen is None:
