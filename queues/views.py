@@ -291,6 +291,9 @@ def arrival_action(request, pk: int, action: str):
             request,
             _called_message(arrival) if success is None else success % {"ticket": arrival.ticket},
         )
+        # Starting opens the visit: take the clinician straight to its record.
+        if action == "start" and can(request.user, "visits.view_clinical", request.site):
+            return redirect("visits:visit", arrival.visit.pk)
     return _back(request, "queues:board")
 
 
