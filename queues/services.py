@@ -32,6 +32,7 @@ from queues.models import (
     TicketCounter,
 )
 from queues.selectors import last_action
+from visits.services import appointments as appointment_services
 from visits.services import visits as visit_services
 
 NAME_MAX = 200
@@ -182,6 +183,9 @@ def _check_in_locked(
         state_changed_at=now,
         nonce=nonce,
     )
+    # Today's booked appointment, if any, is linked so the board shows its time. It never
+    # touches arrived_at or urgency, which alone decide the place in line.
+    appointment_services.appointment_link_arrival(arrival=arrival)
     ArrivalEvent.objects.create(
         arrival=arrival,
         site=site,
@@ -190,7 +194,7 @@ def _check_in_locked(
         by=by,
         to_state=State.WAITING,
     )
-    _queue_changed(site.pk)
+    queue_version_bump(site.pk)
     return arrival
 
 
@@ -311,7 +315,7 @@ def arrival_call_next(
             staff=by,
             room=room,
         )
-        _queue_changed(site.pk)
+        queue_version_bump(site.pk)
     return arrival
 
 
@@ -323,7 +327,7 @@ def _changing(arrival: Arrival, revision: int | None, allowed: tuple[str, ...]):
         locked = _lock(arrival)
         _check(locked, revision, allowed)
         yield locked
-        _queue_changed(locked.site_id)
+        queue_version_bump(locked.site_id)
 
 
 def arrival_call(
@@ -512,7 +516,7 @@ def queue_close_day(*, site: Site, by, now: datetime | None = None) -> int:
         for arrival in open_arrivals:
             _apply(arrival, kind=EventKind.DAY_CLOSED, by=by, now=now, to_state=State.LEFT)
         if open_arrivals:
-            _queue_changed(site.pk)
+            queue_version_bump(site.pk)
     return len(open_arrivals)
 
 
@@ -523,11 +527,11 @@ def site_rotate_display_token(*, site: Site) -> Site:
     with transaction.atomic():
         Site.objects.filter(pk=site.pk).update(display_token=new_display_token())
         site.refresh_from_db(fields=["display_token"])
-        _queue_changed(site.pk)
+        queue_version_bump(site.pk)
     return site
 
 
-def _queue_changed(site_id: int) -> None:
+def queue_version_bump(site_id: int) -> None:
     """Bump the site's queue version (in the caller's transaction) and schedule the hint."""
     if not QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1):
         QueueClock.objects.get_or_create(site_id=site_id)
