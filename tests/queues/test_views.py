@@ -127,7 +127,7 @@ def test_director_and_privacy_officer_get_403_on_every_queue_page(client, login,
         ("clinician", "queues:board"),
         ("other_site_clinician", "queues:board"),
         ("director", 200),
-        ("privacy_officer", 200),
+        ("privacy_officer", "visits:access_log"),
     ],
 )
 def test_home_sends_each_role_to_its_first_screen(client, login, persona, expected):
@@ -541,8 +541,14 @@ def test_arrival_actions_by_role(client, login, site, front_desk, clinician, per
         assert ArrivalEvent.objects.count() == events
     else:
         assert response.status_code == 302
-        assert response.url == reverse("queues:board")
         assert state_of(arrival) == after
+        # "Start" opens the visit and takes the clinician to it.
+        expected = (
+            reverse("visits:visit", args=[arrival.visit.pk])
+            if action == "start"
+            else reverse("queues:board")
+        )
+        assert response.url == expected
         assert ArrivalEvent.objects.count() == events + 1
 
 

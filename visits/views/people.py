@@ -1,3 +1,104 @@
-"""people pages."""
+"""The person page, editing a person's details, and the privacy officer's access log.
 
-urlpatterns: list = []
+Who sees what (PRODUCT.md roles):
+- front desk: the non-clinical part only (name, pronouns, optional details, what helps, last
+  here). It is not a clinical record, so opening it writes no access-log row.
+- care team (visits.view_clinical): also goals and the timeline of visits. Every such opening
+  writes one access-log row first, in the request's transaction.
+- directors and the privacy officer: no individual records (403).
+- the privacy officer reads the access log. Reading the log is not itself logged: it holds no
+  clinical content, and a log of log reads would bury the entries it exists to show.
+"""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from clinic.access import access_log_record
+from clinic.models import AccessLog
+from clinic.sites import can, site_permission_required
+from visits.errors import VisitError
+from visits.forms_people import AccessLogFilterForm, PersonDetailsForm
+from visits.selectors.goals import person_goals
+from visits.selectors.people import (
+    access_log_page,
+    person_at_site,
+    person_overview,
+    person_timeline,
+)
+from visits.services.people import person_update
+
+
+def _person_or_404(request, pk: int):
+    person = person_at_site(site=request.site, pk=pk)
+    if person is None:
+        raise Http404(_("That person is not known at this site."))
+    return person
+
+
+@never_cache
+@require_GET
+@site_permission_required("clinic.view_person")
+def person_detail(request, pk: int):
+    person = _person_or_404(request, pk)
+    context = {
+        "overview": person_overview(person=person),
+        "person": person,
+        "clinical": can(request.user, "visits.view_clinical", request.site),
+        "can_edit": can(request.user, "clinic.change_person", request.site),
+    }
+    if context["clinical"]:
+        access_log_record(
+            user=request.user,
+            site=request.site,
+            person=person,
+            what=AccessLog.What.PERSON,
+            obj=person,
+        )
+        context["goals"] = person_goals(person=person)
+        context["visits"] = person_timeline(person=person)
+    return render(request, "visits/person_detail.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@site_permission_required("clinic.change_person")
+def person_edit(request, pk: int):
+    person = _person_or_404(request, pk)
+    form = PersonDetailsForm.for_person(person, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            person_update(person=person, by=request.user, **form.cleaned_data)
+        except VisitError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Saved the details for %(name)s.") % {"name": person.name})
+            return redirect("visits:person", pk=person.pk)
+    return render(request, "visits/person_edit.html", {"person": person, "form": form})
+
+
+@never_cache
+@require_GET
+@site_permission_required("clinic.view_access_log")
+def access_log(request):
+    form = AccessLogFilterForm(request.GET, site=request.site)
+    page = None
+    if form.is_valid():
+        page = access_log_page(
+            site=request.site,
+            person=form.cleaned_data["person"],
+            user=form.cleaned_data["staff"],
+            page=request.GET.get("page"),
+        )
+    return render(request, "visits/access_log.html", {"form": form, "page": page})
+
+
+urlpatterns = [
+    path("people/<int:pk>/", person_detail, name="person"),
+    path("people/<int:pk>/edit/", person_edit, name="person_edit"),
+    path("privacy/access-log/", access_log, name="access_log"),
+]

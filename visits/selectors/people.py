@@ -1,0 +1,102 @@
+"""Reads for the person page and the privacy officer's access log.
+
+The person page has two parts. `person_overview` is the non-clinical part (what the front desk
+may see); `person_timeline` reads visits and is for the care team only, and the view writes an
+access-log row before showing it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.paginator import Page, Paginator
+from django.db.models import Max, Prefetch, Q, QuerySet
+
+from clinic.models import AccessLog, Membership, Person, Site
+from queues.models import ACTIVE_STATES, Arrival
+from visits.models import Visit, VisitParticipant
+
+ACCESS_LOG_PAGE_SIZE = 50
+
+
+def person_at_site(*, site: Site, pk: int) -> Person | None:
+    """The person, if they are known at `site`; another site's people do not exist here."""
+    return Person.objects.filter(site=site, pk=pk).first()
+
+
+@dataclass(frozen=True)
+class PersonOverview:
+    """What anyone who may see the person's page sees: nothing clinical."""
+
+    person: Person
+    last_here: datetime | None
+    here_now: Arrival | None
+
+
+def person_overview(*, person: Person) -> PersonOverview:
+    # "Last here" is the last arrival at the front door or the last visit at the clinic (a
+    # quick contact at the door may have no arrival). Outreach happens elsewhere.
+    last_arrival = Arrival.objects.filter(person=person).aggregate(at=Max("arrived_at"))["at"]
+    last_visit = (
+        Visit.objects.filter(person=person, site_id=person.site_id)
+        .exclude(origin=Visit.Origin.OUTREACH)
+        .aggregate(at=Max("started_at"))["at"]
+    )
+    times = [t for t in (last_arrival, last_visit) if t is not None]
+    here_now = (
+        Arrival.objects.filter(person=person, state__in=ACTIVE_STATES)
+        .select_related("service")
+        .first()
+    )
+    return PersonOverview(person=person, last_here=max(times) if times else None, here_now=here_now)
+
+
+def person_timeline(*, person: Person) -> list[Visit]:
+    """The person's visits at their site, newest first, with who took part and what was done.
+
+    Clinical: only for the care team, and only after the opening is written to the access log.
+    """
+    return list(
+        Visit.objects.filter(person=person, site_id=person.site_id)
+        .order_by("-started_at", "-pk")
+        .prefetch_related(
+            Prefetch(
+                "participants",
+                queryset=VisitParticipant.objects.select_related("user").order_by(
+                    "joined_at", "pk"
+                ),
+            ),
+            "services",
+        )
+    )
+
+
+# --- access log -------------------------------------------------------------------------------
+
+
+def access_log_staff_choices(*, site: Site) -> QuerySet:
+    """Staff who work at the site, and anyone who ever opened a record there (they may have
+    left since: their entries must stay findable)."""
+    User = get_user_model()
+    return (
+        User.objects.filter(
+            Q(pk__in=Membership.objects.filter(site=site).values("user_id"))
+            | Q(pk__in=AccessLog.objects.filter(site=site).values("user_id"))
+        )
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def access_log_page(
+    *, site: Site, person: Person | None = None, user=None, page: str | int | None = 1
+) -> Page:
+    """One page of the site's access log, newest first, optionally about one person and/or by
+    one staff member. An out-of-range or garbled page number gives the nearest real page."""
+    entries = AccessLog.objects.filter(site=site).select_related("user", "person")
+    if person is not None:
+        entries = entries.filter(person=person)
+    if user is not None:
+        entries = entries.filter(user=user)
+    entries = entries.order_by("-at", "-pk")
+    return Paginator(entries, ACCESS_LOG_PAGE_SIZE).get_page(page)

@@ -1,0 +1,96 @@
+"""Writes to a person's own details (the non-clinical part of their page)."""
+
+from datetime import date
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.models import Person
+from queues import services as queue_services
+from queues.models import ACTIVE_STATES, Arrival
+from visits.errors import VisitError
+
+NAME_MAX = 200
+PRONOUNS_MAX = 40
+PHONE_MAX = 40
+WHAT_HELPS_MAX = 1000
+# Nobody alive was born before this; an earlier date is a typing slip, not a person.
+EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def _text(value: str | None, *, max_length: int, code: str, label: str) -> str:
+    value = (value or "").strip()
+    if len(value) > max_length:
+        raise VisitError(
+            code,
+            _("%(label)s can be at most %(max)d characters.") % {"label": label, "max": max_length},
+        )
+    return value
+
+
+def check_date_of_birth(born: date, *, today: date) -> None:
+    """`today` is the date at the person's site: a birth later than that is a typing slip."""
+    if born > today:
+        raise VisitError("birth_in_future", _("The date of birth cannot be in the future."))
+    if born < EARLIEST_BIRTH:
+        raise VisitError(
+            "birth_too_early",
+            _("Please check the year of birth: it is before %(year)d.")
+            % {"year": EARLIEST_BIRTH.year},
+        )
+
+
+def person_update(
+    *,
+    person: Person,
+    by,
+    name: str,
+    pronouns: str = "",
+    date_of_birth: date | None = None,
+    phone: str = "",
+    what_helps: str = "",
+    today: date | None = None,
+) -> Person:
+    """Replace the person's details with the given ones. Only the name is required; a blank
+    optional field clears it (that is what the edit form shows and asks).
+
+    Validates everything before writing anything. Locks the person row, so two people saving
+    at once are applied one after the other, never mixed. If the person is on today's board and
+    their name or pronouns change, the board is told (through the queue's version bump).
+    """
+    name = _text(name, max_length=NAME_MAX, code="name_too_long", label=_("Name"))
+    if not name:
+        raise VisitError("name_required", _("Please enter the name the person goes by."))
+    details = {
+        "name": name,
+        "pronouns": _text(
+            pronouns, max_length=PRONOUNS_MAX, code="pronouns_too_long", label=_("Pronouns")
+        ),
+        "phone": _text(phone, max_length=PHONE_MAX, code="phone_too_long", label=_("Phone")),
+        "what_helps": _text(
+            what_helps, max_length=WHAT_HELPS_MAX, code="what_helps_too_long", label=_("What helps")
+        ),
+        "date_of_birth": date_of_birth,
+    }
+    if date_of_birth is not None:
+        check_date_of_birth(
+            date_of_birth, today=today or timezone.localdate(timezone.now(), person.site.tz)
+        )
+
+    with transaction.atomic():
+        locked = Person.objects.select_for_update().get(pk=person.pk)
+        board_changed = (locked.name, locked.pronouns) != (name, details["pronouns"])
+        for field, value in details.items():
+            setattr(locked, field, value)
+        locked.save(update_fields=list(details))
+        on_board = Arrival.objects.filter(
+            Q(state__in=ACTIVE_STATES) | Q(day=today), person=locked
+        ).exists()
+        if board_changed and on_board:
+            # The board shows names and pronouns; screens refetch when the version moves.
+            queue_services.queue_version_bump(locked.site_id)
+    for field, value in details.items():
+        setattr(person, field, value)
+    return person
