@@ -245,3 +245,17 @@ def session_cookie_for(user) -> dict:
         "name": django_settings.SESSION_COOKIE_NAME,
         "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
     }
+
+
+@pytest.fixture
+def login(request, client, site, other_site):
+    """Sign `client` in as a persona (by fixture name) and return the user (None: anonymous)."""
+
+    def sign_in(persona: str):
+        if persona == "anonymous":
+            return None
+        user = request.getfixturevalue(persona)
+        client.force_login(user)
+        return user
+
+    return sign_in

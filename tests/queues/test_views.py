@@ -7,7 +7,6 @@ other_site_clinician (a clinician who works at another site).
 import uuid
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
@@ -25,38 +24,7 @@ from tests.factories import (
     check_in,
     make_staff,
 )
-
-PERSONAS = [
-    "anonymous",
-    "front_desk",
-    "clinician",
-    "director",
-    "privacy_officer",
-    "other_site_clinician",
-]
-
-
-@pytest.fixture
-def login(request, client, site, other_site):
-    """Sign `client` in as a persona (by fixture name) and return the user (None: anonymous)."""
-
-    def sign_in(persona: str):
-        if persona == "anonymous":
-            return None
-        user = request.getfixturevalue(persona)
-        client.force_login(user)
-        return user
-
-    return sign_in
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def assert_login_redirect(response):
-    assert response.status_code == 302
-    assert response.url.startswith(reverse("login") + "?next=")
+from tests.helpers import PERSONAS, assert_login_redirect, messages_of
 
 
 def state_of(arrival) -> str:

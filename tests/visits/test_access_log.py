@@ -15,18 +15,6 @@ from visits.selectors.people import ACCESS_LOG_PAGE_SIZE
 URL = reverse("visits:access_log")
 
 
-@pytest.fixture
-def login(request, client, site, other_site):
-    def sign_in(persona: str):
-        if persona == "anonymous":
-            return None
-        user = request.getfixturevalue(persona)
-        client.force_login(user)
-        return user
-
-    return sign_in
-
-
 def entries(response) -> list[AccessLog]:
     return list(response.context["page"].object_list)
 

@@ -5,34 +5,13 @@ another site's people and appointments (404), and the care team's reach-out list
 from datetime import datetime, time, timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic.models import Person
 from tests.factories import PersonFactory, ServiceFactory, check_in
+from tests.helpers import PERSONAS, messages_of
 from visits.models import Appointment
-
-PERSONAS = [
-    "anonymous",
-    "front_desk",
-    "clinician",
-    "director",
-    "privacy_officer",
-    "other_site_clinician",
-]
-
-
-@pytest.fixture
-def login(request, client, site, other_site):
-    def sign_in(persona: str):
-        if persona == "anonymous":
-            return None
-        user = request.getfixturevalue(persona)
-        client.force_login(user)
-        return user
-
-    return sign_in
 
 
 @pytest.fixture
@@ -55,10 +34,6 @@ def book(site, person, when, by=None, **fields) -> Appointment:
 
 def _anyone(site):
     return site.memberships.first().user
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def booking_data(person, day, **overrides) -> dict:

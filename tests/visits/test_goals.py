@@ -1,12 +1,12 @@
 """Goals in the person's own words: lifecycle, progress, bad input, who may do what."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic.models import Person
 from tests.factories import PersonFactory
+from tests.helpers import messages_of
 from visits.errors import VisitError
 from visits.models import Goal, GoalProgress, Visit, VisitParticipant
 from visits.services import goals as services
@@ -26,10 +26,6 @@ def open_visit(person, by) -> Visit:
     return Visit.objects.create(
         site=person.site, person=person, started_at=timezone.now(), opened_by=by
     )
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 # --- the lifecycle ------------------------------------------------------------------------

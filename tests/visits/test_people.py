@@ -15,6 +15,7 @@ from clinic.models import AccessLog, Discipline, Person
 from queues.models import Arrival
 from queues.selectors import queue_version
 from tests.factories import PersonFactory, ServiceFactory, check_in, make_staff
+from tests.helpers import assert_login_redirect
 from visits.models import (
     Goal,
     GoalProgress,
@@ -39,18 +40,6 @@ CLINICAL_WORDS = {
     "dose": "16 mg daily under the tongue",
     "service": "MOUD follow-up",
 }
-
-
-@pytest.fixture
-def login(request, client, site, other_site):
-    def sign_in(persona: str):
-        if persona == "anonymous":
-            return None
-        user = request.getfixturevalue(persona)
-        client.force_login(user)
-        return user
-
-    return sign_in
 
 
 @pytest.fixture
@@ -129,11 +118,6 @@ def person_url(person) -> str:
 
 def edit_url(person) -> str:
     return reverse("visits:person_edit", args=[person.pk])
-
-
-def assert_login_redirect(response):
-    assert response.status_code == 302
-    assert response.url.startswith(reverse("login") + "?next=")
 
 
 # --- who may open the page --------------------------------------------------------------------

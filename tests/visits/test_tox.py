@@ -1,7 +1,6 @@
 """Tox-screen conversations: saving, bad input, who may see them, the access log, language."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -62,10 +61,6 @@ def record(visit, by, **overrides):
         **overrides,
     }
     return tox_screen_record(**kwargs)
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 # --- saving -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ closed, bad input (nothing saved, a clear message, never a 500), the language ch
 board's way in (Start, "Open visit")."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -11,19 +10,12 @@ from clinic.models import AccessLog
 from queues import services as queue
 from queues.models import State
 from tests.factories import PersonFactory, ServiceFactory, check_in
+from tests.helpers import PERSONAS, messages_of
 from visits.models import Addendum, MedicationEvent, Visit
 from visits.services import visits as services
 
 pytestmark = pytest.mark.django_db
 
-PERSONAS = [
-    "anonymous",
-    "front_desk",
-    "clinician",
-    "director",
-    "privacy_officer",
-    "other_site_clinician",
-]
 # Another site's clinician acts for their own site, where this visit does not exist.
 EXPECTED = {
     "clinician": 200,
@@ -35,27 +27,11 @@ EXPECTED = {
 
 
 @pytest.fixture
-def login(request, client, site, other_site):
-    def sign_in(persona: str):
-        if persona == "anonymous":
-            return None
-        user = request.getfixturevalue(persona)
-        client.force_login(user)
-        return user
-
-    return sign_in
-
-
-@pytest.fixture
 def visit(site, front_desk, clinician):
     arrival = check_in(site=site, by=front_desk, name="Marcus", pronouns="he/him")
     queue.arrival_start(arrival=arrival, by=clinician, revision=None)
     arrival.refresh_from_db()
     return arrival.visit
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def url(name, visit):
