@@ -33,6 +33,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "queue.call_arrival",
         "visits.view_clinical",
         "visits.record_visit",
+        "releases.request_release",
     ],
     DIRECTOR: [
         "clinic.view_site",
@@ -48,7 +49,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "clinic.change_membership",
         "clinic.delete_membership",
     ],
-    PRIVACY_OFFICER: ["clinic.view_access_log"],
+    PRIVACY_OFFICER: ["clinic.view_access_log", "releases.manage_releases"],
 }
 
 
@@ -74,7 +75,7 @@ def sync_roles(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps) -> None:
 def sync_roles_after_migrate(
     sender, app_config=None, using=DEFAULT_DB_ALIAS, apps=global_apps, plan=None, **kwargs
 ):
-    # Run once, after the last app, when every permission exists.
-    if sender.name != "visits":
+    # Run once, after the last app (INSTALLED_APPS order), when every permission exists.
+    if sender.name != "releases":
         return
     sync_roles(using=using, apps=global_apps)

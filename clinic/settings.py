@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "clinic",
     "queues",
     "visits",
+    "releases",
 ]
 
 MIDDLEWARE = [
