@@ -181,6 +181,10 @@ class AccessLog(models.Model):
         VISIT = "visit", _("Visit")
         TOX = "tox", _("Tox-screen conversation")
         GOALS = "goals", _("Goals")
+        # Consents and releases (RELEASES.md: every read of a consent or release is logged).
+        CONSENT = "consent", _("Consent")
+        RELEASE = "release", _("Release of information")
+        INCOMING = "incoming", _("Request from outside")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")

@@ -12,5 +12,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("queue/", include("queues.urls")),
     path("", include("visits.urls")),
+    path("privacy/", include("releases.urls")),
     path("admin/", admin.site.urls),
 ]

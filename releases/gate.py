@@ -10,17 +10,24 @@ purpose, scope, time and approvals.
 
 Outbound paths (each calls `release_attempt` at the moment of release; keep this list
 complete when adding one):
-  1. Preparing a release packet (releases.services.packet_generate).
-  2. Handing a packet over (releases.services.packet_hand_over): decided again from current
-     data, so a revocation or expiry after preparation voids the packet.
-  3. Viewing, printing or downloading a packet as HTML or PDF (releases views): decided
-     again every time.
-  4. A medical emergency release (§2.51, releases.services.emergency_release): medical
-     personnel only, reason typed, never to a criminal-legal recipient.
+  1. Preparing a release packet (releases.services.outgoing.packet_generate, path
+     "packet_generate"): the packet holds exactly the granted scope.
+  2. Handing a packet over (releases.services.outgoing.packet_hand_over, "packet_hand_over"):
+     decided again from current data, so a revocation or expiry after preparation voids the
+     packet.
+  3. Viewing, printing or downloading a packet as HTML or PDF
+     (releases.services.outgoing.packet_open, "packet_view" / "packet_pdf"): decided again
+     every time; a void packet is never shown again.
+  4. A medical emergency release (§2.51, releases.services.outgoing.emergency_release,
+     "emergency_release"): not a consent decision, so it does not call this module; it is its
+     own explicit rule there (medical personnel only — a recipient that is and always was a
+     treatment provider — reason typed, never criminal-legal) and writes the disclosure log
+     itself, granted or refused, with legal basis "42 CFR 2.51".
   5. Replies to requests from outside (subpoena, letter, call): never release anything;
      the neutral reply carries no data about anyone, and the attempt is logged.
-  6. Exports containing identifiable clinical data: none exist yet; any added must go
-     through `release_attempt` per person and leave out (and log) whoever is refused.
+  6. The attendance export (manage.py export_attendance, "export_attendance"): one
+     `release_attempt` per person; whoever is refused is absent from the CSV and logged.
+     Any other export of identifiable clinical data must do the same.
 The Django admin shows consents, recipients and disclosure rows read-only and has no
 release action.
 """
@@ -59,6 +66,7 @@ _REASON_ORDER = (
     "expired",
     "not_yet_signed",
     "bundled_consent",
+    "consent_other_site",
     "purpose_not_consented",
     "scope_not_consented",
 )
@@ -91,14 +99,17 @@ def release_decide(
 ) -> Decision:
     """Decide one release from current data. Never raises: an error is a refusal."""
     try:
-        return _decide(
-            person=person,
-            recipient=recipient,
-            purpose=purpose,
-            scope=scope,
-            request=request,
-            at=at or timezone.now(),
-        )
+        # A savepoint: a failed query must not poison the caller's transaction (PostgreSQL),
+        # or the 'error' attempt could not be written to the log.
+        with transaction.atomic():
+            return _decide(
+                person=person,
+                recipient=recipient,
+                purpose=purpose,
+                scope=scope,
+                request=request,
+                at=at or timezone.now(),
+            )
     except Exception:
         logger.exception("Consent gate failed; refusing")
         return Decision(ERROR, "gate_error")
@@ -128,6 +139,20 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         return Decision(REFUSED, "missing_scope")
     if not wanted_scope <= set(Scope.values):
         return Decision(REFUSED, "unknown_scope")
+    if request is not None:
+        # Approvals are for one request: this person, recipient and purpose, at most its scope.
+        # Read it again so an edited, unsaved instance cannot borrow another's approvals.
+        request = ReleaseRequest.objects.filter(pk=request.pk).first() if request.pk else None
+        if (
+            request is None
+            or request.person_id != person.pk
+            or request.recipient_id != recipient.pk
+            or request.site_id != person.site_id
+            or normalise_purpose(request.purpose) != wanted_purpose
+            or not isinstance(request.scope, list)
+            or not wanted_scope <= set(request.scope)
+        ):
+            return Decision(REFUSED, "request_mismatch")
     criminal_legal = bool(set(history) & CRIMINAL_LEGAL)
     if criminal_legal and request is None:
         return Decision(REFUSED, "approvals_required")
@@ -143,6 +168,7 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     for consent in candidates:
         problem = _consent_problem(
             consent,
+            site_id=person.site_id,
             criminal_legal=criminal_legal,
             purpose=wanted_purpose,
             scope=wanted_scope,
@@ -161,7 +187,9 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     return Decision(GRANTED, "consent_valid", consent, tuple(sorted(wanted_scope)))
 
 
-def _consent_problem(consent: Consent, *, criminal_legal, purpose, scope, at) -> str | None:
+def _consent_problem(
+    consent: Consent, *, site_id, criminal_legal, purpose, scope, at
+) -> str | None:
     tz = consent.site.tz
     today = timezone.localdate(at, tz)
     revocations = list(consent.revocations.all())
@@ -178,9 +206,14 @@ def _consent_problem(consent: Consent, *, criminal_legal, purpose, scope, at) ->
         return "expired"  # no expiry at all is not a valid consent
     if consent.signed_on > today:
         return "not_yet_signed"
-    # A consent to a criminal-legal recipient names that recipient alone.
-    if criminal_legal and len(consent.recipients.all()) != 1:
+    # A consent to a criminal-legal recipient names that recipient alone; a form bundling one
+    # with other recipients is not a valid consent for any of them.
+    named = list(consent.recipients.all())
+    if len(named) != 1 and (criminal_legal or any(r.is_criminal_legal for r in named)):
         return "bundled_consent"
+    # "Who may disclose" is the person's own site (where the records and the recipient are).
+    if consent.site_id != site_id:
+        return "consent_other_site"
     if purpose not in {normalise_purpose(p.text) for p in consent.purposes.all()}:
         return "purpose_not_consented"
     consented = set(consent.scope) if isinstance(consent.scope, list) else set()
@@ -195,6 +228,22 @@ def _two_approvals(request: ReleaseRequest) -> bool:
     officers = {a.by_id for a in approvals if a.as_privacy_officer}
     everyone = {a.by_id for a in approvals}
     return bool(officers) and len(everyone) >= 2
+
+
+def logged_category(recipient) -> str:
+    """The category the gate applied: the current one, or the latest criminal-legal one if a
+    once criminal-legal recipient has been relabelled (it is still treated as one)."""
+    fallback = getattr(recipient, "category", "") or ""
+    if getattr(recipient, "pk", None) is None:
+        return fallback
+    try:
+        with transaction.atomic():
+            history = recipient.category_history()
+    except Exception:
+        logger.exception("Could not read the recipient's category history for the log")
+        return fallback
+    criminal = [c for c in history if c in CRIMINAL_LEGAL]
+    return criminal[-1] if criminal and history[-1] not in CRIMINAL_LEGAL else history[-1]
 
 
 def release_attempt(
@@ -224,13 +273,16 @@ def release_attempt(
             request=request,
             at=at,
         )
+        # Only the person's own site discloses their records.
+        if decision.granted and getattr(site, "pk", None) != person.site_id:
+            decision = Decision(REFUSED, "other_site")
         DisclosureLog.objects.create(
             at=at,
             site=site,
             asked_by=asked_by,
             person=person if getattr(person, "pk", None) else None,
             recipient=recipient if getattr(recipient, "pk", None) else None,
-            recipient_category=getattr(recipient, "category", "") or "",
+            recipient_category=logged_category(recipient),
             path=path,
             purpose=(purpose or "")[:300],
             legal_basis=legal_basis

@@ -308,6 +308,20 @@ class IncomingRequest(models.Model):
         return f"Incoming {self.kind} {self.pk}"
 
 
+class DisclosureLogQuerySet(models.QuerySet):
+    """Bulk UPDATE and DELETE skip the model's save()/delete(): refuse them here too."""
+
+    def update(self, **kwargs):
+        raise PermissionError("The disclosure log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The disclosure log is append-only.")
+
+    # bulk_update() goes through update(); _raw_delete() is what a cascade uses.
+    def _raw_delete(self, using):
+        raise PermissionError("The disclosure log is append-only.")
+
+
 class DisclosureLog(models.Model):
     """Every attempt to let information out: granted, refused, held or error. Append-only."""
 
@@ -341,6 +355,8 @@ class DisclosureLog(models.Model):
     packet = models.ForeignKey(
         ReleasePacket, on_delete=models.PROTECT, null=True, blank=True, related_name="log"
     )
+
+    objects = DisclosureLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-pk"]

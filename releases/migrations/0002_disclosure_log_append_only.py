@@ -26,7 +26,7 @@ CREATE OR REPLACE FUNCTION releases_recipient_category_fixed() RETURNS trigger A
 BEGIN
     IF NEW.category IS DISTINCT FROM OLD.category THEN
         RAISE EXCEPTION 'a recipient''s category changes only through a recorded change'
-            USING ERRCODE = 'insufficient_privilege';
+            USING ERRCODE = 'check_violation';  -- IntegrityError, as on SQLite
     END IF;
     RETURN NEW;
 END;
@@ -59,7 +59,7 @@ DROP FUNCTION IF EXISTS releases_disclosure_log_append_only();
 
 def create(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
+        schema_editor.execute(CREATE, params=None)  # no placeholders: % is PL/pgSQL
     elif schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_CREATE:
             schema_editor.execute(statement)
@@ -67,7 +67,7 @@ def create(apps, schema_editor):
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
+        schema_editor.execute(DROP, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_DROP:
             schema_editor.execute(statement)

@@ -1,0 +1,108 @@
+"""Accounting of disclosures (RELEASES.md; 42 CFR §2.24 and HIPAA §164.528 in spirit): for one
+person, every release that actually left in the past three years, and, for the privacy officer
+only, every attempt that did not.
+
+A disclosure is a granted log row on a path where information leaves: a packet handed over, a
+medical-emergency release, a bulk export. Preparing, viewing or printing a packet inside the
+clinic is not a disclosure (each is still logged and shown among the attempts).
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from releases.models import Category, DisclosureLog
+from releases.packets import scope_labels
+from releases.services.outgoing import reason_text
+
+DISCLOSURE_PATHS = {
+    "packet_hand_over": _("Release packet handed over"),
+    "emergency_release": _("Medical emergency release (42 CFR 2.51)"),
+    "export_attendance": _("Attendance export"),
+}
+# Plain words for every path the disclosure log records from this area.
+PATH_LABELS = {
+    **DISCLOSURE_PATHS,
+    "packet_generate": _("Packet prepared (inside the clinic)"),
+    "packet_view": _("Packet viewed or printed (inside the clinic)"),
+    "packet_pdf": _("Packet PDF downloaded (inside the clinic)"),
+}
+YEARS = 3
+
+
+def path_label(path: str) -> str:
+    return str(PATH_LABELS.get(path, path.replace("_", " ")))
+
+
+def accounting_since(now: datetime, tz) -> datetime:
+    """The start of the local day exactly three years ago."""
+    today = timezone.localdate(now, tz)
+    try:
+        start = today.replace(year=today.year - YEARS)
+    except ValueError:  # 29 February
+        start = date(today.year - YEARS, 2, 28)
+    return datetime.combine(start, datetime.min.time(), tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class Line:
+    at: datetime
+    recipient: str
+    category: str
+    description: str
+    purpose: str
+    decision: str
+    reason: str
+    path: str
+    row: DisclosureLog
+
+
+def _line(row: DisclosureLog) -> Line:
+    categories = dict(Category.choices)
+    what = ", ".join(scope_labels(row.scope or []))
+    kind = path_label(row.path)
+    return Line(
+        at=row.at,
+        recipient=str(row.recipient) if row.recipient else str(_("No recipient named")),
+        category=str(categories.get(row.recipient_category, row.recipient_category)),
+        description=f"{kind}: {what}" if what else str(kind),
+        purpose=row.purpose,
+        decision=row.get_decision_display(),
+        reason=reason_text(row.reason),
+        path=row.path,
+        row=row,
+    )
+
+
+def person_accounting(*, person, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    since = accounting_since(now, person.site.tz)
+    rows = (
+        DisclosureLog.objects.filter(person=person, at__gte=since, at__lte=now)
+        .select_related("recipient", "packet")
+        .order_by("-at", "-pk")
+    )
+    disclosures, attempts = [], []
+    for row in rows:
+        left = (
+            row.decision == DisclosureLog.Decision.GRANTED
+            and row.path in DISCLOSURE_PATHS
+            # A hand-over the app refused after the gate said yes (consent changed) voided
+            # the packet: nothing left.
+            and not (row.packet_id and row.packet.voided_at is not None)
+        )
+        (disclosures if left else attempts).append(_line(row))
+    return {"since": since, "disclosures": disclosures, "attempts": attempts}
+
+
+def emergencies_to_review(*, site):
+    """Every granted medical-emergency release at the site, newest first, for review."""
+    return (
+        DisclosureLog.objects.filter(
+            site=site, path="emergency_release", decision=DisclosureLog.Decision.GRANTED
+        )
+        .select_related("person", "recipient", "asked_by")
+        .order_by("-at", "-pk")
+    )

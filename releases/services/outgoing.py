@@ -1,0 +1,467 @@
+"""Outgoing releases: asking, approving, preparing, handing over, medical emergencies.
+
+Every step that lets information out calls releases.gate.release_attempt at that moment and
+goes on only when it is granted; nothing here decides a release itself. Roles are checked
+from group membership at the site, never with `has_perm` alone: a superuser holds every
+permission in Django's eyes and must still get nothing here (RELEASES.md, "no bypass").
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.contrib.auth.models import Permission
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from clinic.models import Membership
+from releases.errors import ReleaseError
+from releases.gate import Decision, logged_category, release_attempt
+from releases.models import (
+    Approval,
+    Category,
+    DisclosureLog,
+    Recipient,
+    ReleasePacket,
+    ReleaseRequest,
+    Scope,
+)
+from releases.packets import (
+    content_from_manifest,
+    manifest_document,
+    packet_content,
+    packet_html,
+    packet_pdf,
+    packet_sha256,
+)
+
+REQUEST = "releases.request_release"
+MANAGE = "releases.manage_releases"
+PURPOSE_MAX = 300
+
+# Plain words for the gate's reason codes, shown to staff when something is not released.
+REASONS = {
+    "missing_person": gettext_lazy("No person was named."),
+    "missing_recipient": gettext_lazy("No recipient from the registry was named."),
+    "unknown_category": gettext_lazy("The recipient's category is not one the clinic knows."),
+    "recipient_inactive": gettext_lazy("The recipient is no longer active in the registry."),
+    "other_site": gettext_lazy("The recipient belongs to another site."),
+    "missing_purpose": gettext_lazy("No purpose was given."),
+    "missing_scope": gettext_lazy("No information was chosen."),
+    "unknown_scope": gettext_lazy("Some of the information asked for is not a known category."),
+    "approvals_required": gettext_lazy(
+        "This recipient is in the criminal-legal system: a release needs a request approved by "
+        "the privacy officer and a second staff member."
+    ),
+    "no_consent": gettext_lazy("There is no consent from this person for this recipient."),
+    "held_oral_revocation": gettext_lazy(
+        "The person revoked the consent orally: everything is on hold until it is in writing."
+    ),
+    "revoked": gettext_lazy("The person revoked the consent."),
+    "expired": gettext_lazy("The consent has expired."),
+    "not_yet_signed": gettext_lazy("The consent is dated in the future."),
+    "bundled_consent": gettext_lazy(
+        "The consent names other recipients too; a consent to a criminal-legal recipient must "
+        "name that recipient alone."
+    ),
+    "purpose_not_consented": gettext_lazy("The consent does not cover this purpose."),
+    "scope_not_consented": gettext_lazy(
+        "The consent does not cover all of the information asked for."
+    ),
+    "awaiting_approvals": gettext_lazy(
+        "The consent covers this, but the privacy officer and a second staff member have not "
+        "both approved yet."
+    ),
+    "gate_error": gettext_lazy("The check could not be completed, so nothing was released."),
+    "consent_changed": gettext_lazy(
+        "The consent this packet was prepared under no longer applies; prepare a new packet."
+    ),
+    "emergency_not_medical": gettext_lazy(
+        "A medical emergency release can go only to medical personnel (a treatment provider), "
+        "never to a criminal-legal recipient."
+    ),
+    "emergency_reason_missing": gettext_lazy("Please type the reason for the emergency release."),
+    "request_mismatch": gettext_lazy(
+        "The approvals given are for a different person, recipient, purpose or information."
+    ),
+    "consent_other_site": gettext_lazy("The consent was given to another site."),
+    "consent_valid": gettext_lazy("A valid consent covers this, with the approvals it needs."),
+    "medical_emergency": gettext_lazy("A medical emergency (42 CFR 2.51)."),
+}
+
+
+def reason_text(code: str) -> str:
+    return str(REASONS.get(code, _("Not released (%(code)s).") % {"code": code}))
+
+
+def _role_holds(user, perm: str) -> bool:
+    """The permission through the user's groups or own permissions; `is_superuser` is ignored
+    on purpose."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    app_label, codename = perm.split(".")
+    return (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        .filter(Q(group__user=user) | Q(user=user))
+        .exists()
+    )
+
+
+def holds_at_site(user, perm: str, site) -> bool:
+    if not _role_holds(user, perm):
+        return False
+    return Membership.objects.filter(user=user, site=site, site__is_active=True).exists()
+
+
+def is_release_staff(user, site) -> bool:
+    return holds_at_site(user, REQUEST, site) or holds_at_site(user, MANAGE, site)
+
+
+def _require_release_staff(user, site) -> None:
+    if not is_release_staff(user, site):
+        raise ReleaseError(
+            "not_allowed", _("Only care-team staff or the privacy officer of this site can.")
+        )
+
+
+def _clean_scope(scope) -> list[str]:
+    chosen = sorted(set(scope or ()))
+    if not chosen:
+        raise ReleaseError("missing_scope", _("Please choose what information to release."))
+    if not set(chosen) <= set(Scope.values):
+        raise ReleaseError("unknown_scope", _("Please choose from the categories listed."))
+    return chosen
+
+
+def release_request_create(
+    *,
+    site,
+    person,
+    recipient: Recipient | None,
+    purpose: str,
+    scope,
+    by,
+    period_start: date | None = None,
+    period_end: date | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> ReleaseRequest:
+    """A clinician asks for a release. Nothing is released or decided here; the gate decides
+    when a packet is prepared and again when it is handed over."""
+    now = now or timezone.now()
+    if not holds_at_site(by, REQUEST, site) and not holds_at_site(by, MANAGE, site):
+        raise ReleaseError("not_allowed", _("Only care-team staff of this site can ask."))
+    if person is None or person.site_id != site.pk:
+        raise ReleaseError("unknown_person", _("That person is not known at this site."))
+    if recipient is None or recipient.site_id != site.pk or not recipient.is_active:
+        raise ReleaseError(
+            "unknown_recipient", _("Please choose a recipient from this site's registry.")
+        )
+    purpose = " ".join((purpose or "").split())
+    if not purpose:
+        raise ReleaseError("missing_purpose", _("Please say what the release is for."))
+    if len(purpose) > PURPOSE_MAX:
+        raise ReleaseError(
+            "purpose_too_long",
+            _("The purpose can be at most %(max)d characters.") % {"max": PURPOSE_MAX},
+        )
+    chosen = _clean_scope(scope)
+    if period_start and period_end and period_start > period_end:
+        raise ReleaseError("period_backwards", _("The period ends before it starts."))
+    note = (note or "").strip()
+    if len(note) > 2000:
+        raise ReleaseError("note_too_long", _("The note can be at most 2000 characters."))
+    return ReleaseRequest.objects.create(
+        site=site,
+        person=person,
+        recipient=recipient,
+        purpose=purpose,
+        scope=chosen,
+        period_start=period_start,
+        period_end=period_end,
+        requested_by=by,
+        requested_at=now,
+        note=note,
+    )
+
+
+def release_approve(*, request: ReleaseRequest, by, now: datetime | None = None) -> Approval:
+    """Approve a request. Locks the request. The privacy officer's approval counts as such only
+    when `by` holds manage_releases through a role at the request's site."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = (
+            ReleaseRequest.objects.select_for_update().select_related("site").get(pk=request.pk)
+        )
+        officer = holds_at_site(by, MANAGE, request.site)
+        if not officer and not holds_at_site(by, REQUEST, request.site):
+            raise ReleaseError(
+                "not_allowed", _("Only staff of this site can approve a release from it.")
+            )
+        if Approval.objects.filter(request=request, by=by).exists():
+            raise ReleaseError(
+                "already_approved",
+                _(
+                    "You have already approved this request. A second, different staff member "
+                    "must approve it."
+                ),
+            )
+        try:
+            with transaction.atomic():
+                return Approval.objects.create(
+                    request=request, by=by, as_privacy_officer=officer, at=now
+                )
+        except IntegrityError as exc:
+            raise ReleaseError(
+                "already_approved", _("You have already approved this request.")
+            ) from exc
+
+
+def _attempt(*, path: str, by, request: ReleaseRequest, packet=None, at=None) -> Decision:
+    return release_attempt(
+        site=request.site,
+        path=path,
+        asked_by=by,
+        person=request.person,
+        recipient=request.recipient,
+        purpose=request.purpose,
+        scope=request.scope,
+        request=request,
+        packet=packet,
+        at=at,
+    )
+
+
+def packet_generate(*, request: ReleaseRequest, by, now: datetime | None = None) -> ReleasePacket:
+    """Ask the gate; only if granted, build the packet from exactly the granted scope.
+
+    The decision, its log row and the packet are one transaction: a packet that fails to
+    build leaves no "granted" row behind. A refusal is logged and raised as a ReleaseError
+    carrying the gate's reason code.
+    """
+    now = now or timezone.now()
+    _require_release_staff(by, request.site)
+    request = ReleaseRequest.objects.select_related("site", "person", "recipient").get(
+        pk=request.pk
+    )
+    packet = None
+    with transaction.atomic():
+        decision = _attempt(path="packet_generate", by=by, request=request, at=now)
+        if decision.granted:
+            content = packet_content(
+                person=request.person,
+                site=request.site,
+                recipient=request.recipient,
+                purpose=request.purpose,
+                scope=decision.scope,
+                consent=decision.consent,
+                period_start=request.period_start,
+                period_end=request.period_end,
+                now=now,
+            )
+            html = packet_html(content)
+            packet = ReleasePacket.objects.create(
+                request=request,
+                consent=decision.consent,
+                generated_by=by,
+                generated_at=now,
+                manifest=manifest_document(content),
+                html=html,
+                sha256=packet_sha256(html),
+            )
+    if packet is None:
+        raise ReleaseError(decision.reason, reason_text(decision.reason))
+    return packet
+
+
+def _void(packet: ReleasePacket, reason: str, now) -> None:
+    if packet.voided_at is None and packet.handed_over_at is None:
+        packet.voided_at = now
+        packet.void_reason = reason[:40]
+        packet.save(update_fields=["voided_at", "void_reason"])
+
+
+def _log_consent_changed(*, packet, by, path, now) -> None:
+    # The gate granted under a different consent than the packet was built from: this
+    # packet's scope statement is no longer true, so it does not go (and the log says so).
+    request = packet.request
+    DisclosureLog.objects.create(
+        at=now,
+        site=request.site,
+        asked_by=by,
+        person=request.person,
+        recipient=request.recipient,
+        recipient_category=logged_category(request.recipient),
+        path=path,
+        purpose=request.purpose[:300],
+        legal_basis=f"consent {packet.consent_id}",
+        scope=sorted(request.scope),
+        decision=DisclosureLog.Decision.REFUSED,
+        reason="consent_changed",
+        request=request,
+        packet=packet,
+    )
+
+
+def _packet_check(*, packet: ReleasePacket, by, path: str, now) -> str:
+    """Decide again from current data for this packet; void it (if not yet handed over) and
+    raise when the answer is not granted. Runs inside the caller's transaction, which has the
+    packet locked; the caller commits before re-raising so the log row and the void stay."""
+    request = packet.request
+    decision = _attempt(path=path, by=by, request=request, packet=packet, at=now)
+    if not decision.granted:
+        _void(packet, decision.reason, now)
+        return decision.reason
+    if decision.consent is None or decision.consent.pk != packet.consent_id:
+        _log_consent_changed(packet=packet, by=by, path=path, now=now)
+        _void(packet, "consent_changed", now)
+        return "consent_changed"
+    return ""
+
+
+def _locked_packet(packet: ReleasePacket) -> ReleasePacket:
+    return (
+        ReleasePacket.objects.select_for_update()
+        .select_related("request__site", "request__person", "request__recipient")
+        .get(pk=packet.pk)
+    )
+
+
+def packet_hand_over(*, packet: ReleasePacket, by, now: datetime | None = None) -> ReleasePacket:
+    """Hand a prepared packet over. Locks the packet. Decided again from current data: if the
+    consent was revoked, expired or otherwise no longer holds, the packet is voided (void_reason
+    = the gate's reason code) and nothing leaves."""
+    now = now or timezone.now()
+    _require_release_staff(by, packet.request.site)
+    problem = ""
+    with transaction.atomic():
+        packet = _locked_packet(packet)
+        if packet.voided_at is not None:
+            raise ReleaseError("packet_void", _("This packet is void and cannot be handed over."))
+        if packet.handed_over_at is not None:
+            raise ReleaseError("already_handed_over", _("This packet was already handed over."))
+        if packet_sha256(packet.html) != packet.sha256:
+            raise ReleaseError("packet_altered", _("This packet does not match its hash."))
+        problem = _packet_check(packet=packet, by=by, path="packet_hand_over", now=now)
+        if not problem:
+            packet.handed_over_at = now
+            packet.handed_over_by = by
+            packet.save(update_fields=["handed_over_at", "handed_over_by"])
+    if problem:
+        raise ReleaseError(problem, reason_text(problem))
+    return packet
+
+
+def packet_open(
+    *, packet: ReleasePacket, by, path: str, now: datetime | None = None
+) -> ReleasePacket:
+    """Show, print or download a packet (path "packet_view" or "packet_pdf"). Decided again
+    every time; a void packet is never shown again."""
+    if path not in ("packet_view", "packet_pdf"):
+        raise ValueError(path)
+    now = now or timezone.now()
+    _require_release_staff(by, packet.request.site)
+    problem = ""
+    with transaction.atomic():
+        packet = _locked_packet(packet)
+        if packet.voided_at is not None:
+            raise ReleaseError("packet_void", _("This packet is void and is not shown again."))
+        if packet_sha256(packet.html) != packet.sha256:
+            raise ReleaseError("packet_altered", _("This packet does not match its hash."))
+        problem = _packet_check(packet=packet, by=by, path=path, now=now)
+    if problem:
+        raise ReleaseError(problem, reason_text(problem))
+    return packet
+
+
+def packet_pdf_bytes(packet: ReleasePacket) -> bytes:
+    """The PDF of a packet, drawn from the same stored items as its HTML. Call only with a
+    packet `packet_open(path="packet_pdf")` just returned."""
+    return packet_pdf(content_from_manifest(manifest_doc=packet.manifest))
+
+
+# --- medical emergency (§2.51) ----------------------------------------------------------------
+
+EMERGENCY_BASIS = "42 CFR 2.51"
+
+
+@dataclass(frozen=True)
+class EmergencyResult:
+    log: DisclosureLog
+    html: str
+    manifest: dict
+
+
+def emergency_release(
+    *,
+    site,
+    person,
+    recipient: Recipient | None,
+    reason: str,
+    scope,
+    by,
+    now: datetime | None = None,
+) -> EmergencyResult:
+    """A bona fide medical emergency (§2.51): only to medical personnel (a recipient whose
+    category is, and always was, treatment provider), only with the reason typed, never to a
+    criminal-legal recipient. It does not go through consent, so it is its own explicit rule
+    here; it is still written to the disclosure log (granted or refused, legal basis
+    "42 CFR 2.51") and every granted one is listed for the privacy officer to review."""
+    now = now or timezone.now()
+    _require_release_staff(by, site)
+    if person is None or person.site_id != site.pk:
+        raise ReleaseError("unknown_person", _("That person is not known at this site."))
+    if recipient is None or recipient.site_id != site.pk:
+        raise ReleaseError(
+            "unknown_recipient", _("Please choose a recipient from this site's registry.")
+        )
+    chosen = _clean_scope(scope)
+    reason = " ".join((reason or "").split())
+    history = recipient.category_history()
+    refusal = ""
+    if set(history) != {Category.TREATMENT_PROVIDER} or not recipient.is_active:
+        refusal = "emergency_not_medical"
+    elif not reason:
+        refusal = "emergency_reason_missing"
+    result = None
+    with transaction.atomic():
+        log = DisclosureLog.objects.create(
+            at=now,
+            site=site,
+            asked_by=by,
+            person=person,
+            recipient=recipient,
+            recipient_category=logged_category(recipient),
+            path="emergency_release",
+            purpose=(_("Medical emergency: %(reason)s") % {"reason": reason})[:300]
+            if reason
+            else _("Medical emergency"),
+            legal_basis=EMERGENCY_BASIS,
+            scope=chosen,
+            decision=DisclosureLog.Decision.REFUSED if refusal else DisclosureLog.Decision.GRANTED,
+            reason=refusal or "medical_emergency",
+        )
+        if not refusal:
+            content = packet_content(
+                person=person,
+                site=site,
+                recipient=recipient,
+                purpose=log.purpose,
+                scope=chosen,
+                consent=None,
+                statement=(
+                    _("Released without consent in a medical emergency (42 CFR 2.51)."),
+                    _("Reason given: %(reason)s") % {"reason": reason},
+                ),
+                heading=_("Release in a medical emergency (42 CFR 2.51)"),
+                statement_title=_("On what basis"),
+                now=now,
+            )
+            result = EmergencyResult(
+                log=log, html=packet_html(content), manifest=manifest_document(content)
+            )
+    if result is None:
+        raise ReleaseError(refusal, reason_text(refusal))
+    return result

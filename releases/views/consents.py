@@ -1,0 +1,181 @@
+"""A person's consents: the list, recording one, reading and printing one, its scanned form,
+revoking it and recording that its expiry event happened.
+
+Every view that shows a consent writes an access-log row first, in the request's
+transaction. There is no edit view: a signed consent is never changed (a correction is a new
+consent).
+"""
+
+from django.contrib import messages
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clinic.access import access_log_record
+from clinic.models import AccessLog, Person
+from releases.errors import ReleaseError
+from releases.forms_registry import ConsentForm, ExpiryEventForm, RevocationForm
+from releases.models import Consent, Scope
+from releases.services.consents import (
+    consent_expiry_event_record,
+    consent_record,
+    consent_revoke,
+    consent_status,
+)
+from releases.views.registry import officer_required
+
+
+def _person_or_404(request, pk: int) -> Person:
+    return get_object_or_404(Person, pk=pk, site=request.site)
+
+
+def _consent_read(request, pk: int) -> Consent:
+    """The consent at this site (404 otherwise), with the access-log row written."""
+    consent = get_object_or_404(
+        Consent.objects.select_related("person", "site", "recorded_by").prefetch_related(
+            "recipients", "purposes", "revocations__taken_by", "expiry_events"
+        ),
+        pk=pk,
+        site=request.site,
+    )
+    access_log_record(
+        user=request.user,
+        site=request.site,
+        person=consent.person,
+        what=AccessLog.What.CONSENT,
+        obj=consent,
+    )
+    return consent
+
+
+def _scope_display(consent: Consent) -> list[str]:
+    return [Scope(v).label for v in consent.scope if v in Scope.values]
+
+
+def _detail(request, consent, *, revoke_form=None, event_form=None, status=200):
+    status_now = consent_status(consent)
+    # On hold after an oral revocation, what is left to record is the written one.
+    initial = {"how": "written"} if status_now == "held" else None
+    context = {
+        "consent": consent,
+        "scope_display": _scope_display(consent),
+        "status": status_now,
+        "revoke_form": revoke_form or RevocationForm(initial=initial),
+        "event_form": event_form or ExpiryEventForm(),
+    }
+    return render(request, "releases/consent_detail.html", context, status=status)
+
+
+@require_GET
+@officer_required
+def person_consents(request, pk: int):
+    person = _person_or_404(request, pk)
+    consents = list(
+        Consent.objects.filter(person=person, site=request.site).prefetch_related(
+            "recipients", "purposes", "revocations", "expiry_events"
+        )
+    )
+    rows = [(c, consent_status(c)) for c in consents]
+    if consents:
+        access_log_record(
+            user=request.user, site=request.site, person=person, what=AccessLog.What.CONSENT
+        )
+    return render(request, "releases/person_consents.html", {"person": person, "rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@officer_required
+def consent_new(request, pk: int):
+    person = _person_or_404(request, pk)
+    form = ConsentForm(request.POST or None, request.FILES or None, site=request.site)
+    if request.method == "POST" and form.is_valid():
+        try:
+            consent = consent_record(
+                person=person, site=request.site, by=request.user, **form.service_kwargs()
+            )
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("The consent is recorded."))
+            return redirect("releases:consent", pk=consent.pk)
+    status = 400 if form.errors else 200
+    return render(
+        request, "releases/consent_new.html", {"person": person, "form": form}, status=status
+    )
+
+
+@require_GET
+@officer_required
+def consent_detail(request, pk: int):
+    return _detail(request, _consent_read(request, pk))
+
+
+@require_GET
+@officer_required
+def consent_print(request, pk: int):
+    consent = _consent_read(request, pk)
+    context = {"consent": consent, "scope_display": _scope_display(consent)}
+    return render(request, "releases/consent_print.html", context)
+
+
+@require_GET
+@officer_required
+def consent_scan(request, pk: int):
+    consent = _consent_read(request, pk)
+    if not consent.scanned_form:
+        raise Http404(_("No scanned form for this consent."))
+    response = FileResponse(consent.scanned_form.open("rb"), as_attachment=False)
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@officer_required
+def consent_revoke_view(request, pk: int):
+    consent = _consent_read(request, pk)
+    form = RevocationForm(request.POST)
+    if form.is_valid():
+        try:
+            revocation = consent_revoke(consent=consent, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            if revocation.how == revocation.How.ORAL:
+                messages.warning(
+                    request,
+                    _("On hold: nothing more is released. Record it when it is in writing."),
+                )
+            else:
+                messages.success(request, _("Revoked: nothing more is released under it."))
+            return redirect("releases:consent", pk=consent.pk)
+    return _detail(request, consent, revoke_form=form, status=400)
+
+
+@require_POST
+@officer_required
+def consent_expiry_event_view(request, pk: int):
+    consent = _consent_read(request, pk)
+    form = ExpiryEventForm(request.POST)
+    if form.is_valid():
+        try:
+            consent_expiry_event_record(consent=consent, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Recorded: the consent has ended."))
+            return redirect("releases:consent", pk=consent.pk)
+    return _detail(request, consent, event_form=form, status=400)
+
+
+urlpatterns = [
+    path("people/<int:pk>/consents/", person_consents, name="person_consents"),
+    path("people/<int:pk>/consents/new/", consent_new, name="consent_new"),
+    path("consents/<int:pk>/", consent_detail, name="consent"),
+    path("consents/<int:pk>/print/", consent_print, name="consent_print"),
+    path("consents/<int:pk>/scan/", consent_scan, name="consent_scan"),
+    path("consents/<int:pk>/revoke/", consent_revoke_view, name="consent_revoke"),
+    path("consents/<int:pk>/expiry-event/", consent_expiry_event_view, name="consent_expiry_event"),
+]

@@ -1,0 +1,259 @@
+"""Outgoing releases: asking, approving, preparing, viewing, handing over, emergencies.
+
+Who may: care-team staff (releases.request_release) and the privacy officer
+(releases.manage_releases) of the site, by role membership — never a superuser by virtue of
+being one. The list of all requests is the privacy officer's. Every page that shows a release
+or packet writes an access-log row; every showing of a packet goes through the gate
+(releases.services.outgoing.packet_open), which writes the disclosure log.
+"""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clinic.access import access_log_record
+from clinic.models import AccessLog, Person
+from clinic.sites import current_site
+from releases.accounting import emergencies_to_review, path_label
+from releases.errors import ReleaseError
+from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
+from releases.models import ReleasePacket, ReleaseRequest
+from releases.packets import scope_labels
+from releases.services import outgoing as services
+
+
+def release_role_required(*perms: str):
+    """403 unless the user holds one of `perms` through a role at the current site."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            site = current_site(request)
+            if site is None or not any(
+                services.holds_at_site(request.user, p, site) for p in perms
+            ):
+                raise PermissionDenied
+            request.site = site
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+staff_required = release_role_required(services.REQUEST, services.MANAGE)
+officer_required = release_role_required(services.MANAGE)
+
+
+def _log(request, *, person, obj) -> None:
+    access_log_record(
+        user=request.user, site=request.site, person=person, what=AccessLog.What.RELEASE, obj=obj
+    )
+
+
+def _person(request, person_id: int) -> Person:
+    return get_object_or_404(Person, pk=person_id, site=request.site)
+
+
+def _release_request(request, pk: int) -> ReleaseRequest:
+    return get_object_or_404(
+        ReleaseRequest.objects.select_related("person", "recipient", "requested_by", "site"),
+        pk=pk,
+        site=request.site,
+    )
+
+
+def _packet(request, pk: int) -> ReleasePacket:
+    return get_object_or_404(
+        ReleasePacket.objects.select_related("request__person", "request__site"),
+        pk=pk,
+        request__site=request.site,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@staff_required
+def outgoing_new(request, person_id: int):
+    person = _person(request, person_id)
+    form = ReleaseRequestForm(request.POST or None, site=request.site)
+    if request.method == "POST" and form.is_valid():
+        try:
+            made = services.release_request_create(
+                site=request.site, person=person, by=request.user, **form.cleaned_data
+            )
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("The request was saved. Nothing has been released yet."))
+            return redirect("releases:outgoing_detail", pk=made.pk)
+    return render(request, "releases/outgoing_new.html", {"person": person, "form": form})
+
+
+@never_cache
+@require_GET
+@staff_required
+def outgoing_detail(request, pk: int):
+    release = _release_request(request, pk)
+    _log(request, person=release.person, obj=release)
+    log = list(release.log.select_related("asked_by").order_by("-at", "-pk")[:20])
+    for row in log:
+        row.reason_text = services.reason_text(row.reason)
+        row.path_text = path_label(row.path)
+    packets = list(
+        release.packets.select_related("generated_by", "handed_over_by").order_by(
+            "-generated_at", "-pk"
+        )
+    )
+    for packet in packets:
+        packet.void_text = services.reason_text(packet.void_reason) if packet.voided_at else ""
+    context = {
+        "release": release,
+        "scope_labels": scope_labels(release.scope),
+        "approvals": release.approvals.select_related("by").order_by("at", "pk"),
+        "packets": packets,
+        "log": log,
+        "is_officer": services.holds_at_site(request.user, services.MANAGE, request.site),
+        "criminal_legal": release.recipient.is_criminal_legal,
+        "approved_by_me": release.approvals.filter(by=request.user).exists(),
+    }
+    return render(request, "releases/outgoing_detail.html", context)
+
+
+def _done(request, pk: int, action, success: str):
+    try:
+        action()
+    except ReleaseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, success)
+    return redirect("releases:outgoing_detail", pk=pk)
+
+
+@require_POST
+@staff_required
+def outgoing_approve(request, pk: int):
+    release = _release_request(request, pk)
+    return _done(
+        request,
+        pk,
+        lambda: services.release_approve(request=release, by=request.user),
+        _("Your approval was recorded."),
+    )
+
+
+@require_POST
+@staff_required
+def outgoing_generate(request, pk: int):
+    release = _release_request(request, pk)
+    return _done(
+        request,
+        pk,
+        lambda: services.packet_generate(request=release, by=request.user),
+        _("The packet was prepared. It has not left the clinic yet."),
+    )
+
+
+@require_POST
+@staff_required
+def packet_hand_over(request, pk: int):
+    packet = _packet(request, pk)
+    return _done(
+        request,
+        packet.request_id,
+        lambda: services.packet_hand_over(packet=packet, by=request.user),
+        _("Recorded as handed over."),
+    )
+
+
+def _open(request, pk: int, path_name: str):
+    packet = _packet(request, pk)
+    _log(request, person=packet.request.person, obj=packet)
+    try:
+        return services.packet_open(packet=packet, by=request.user, path=path_name)
+    except ReleaseError as error:
+        messages.error(request, error.message)
+        return None
+
+
+@never_cache
+@require_GET
+@staff_required
+def packet_view(request, pk: int):
+    packet = _open(request, pk, "packet_view")
+    if packet is None:
+        return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
+    return render(request, "releases/packet.html", {"packet": packet})
+
+
+@never_cache
+@require_GET
+@staff_required
+def packet_pdf(request, pk: int):
+    packet = _open(request, pk, "packet_pdf")
+    if packet is None:
+        return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
+    response = HttpResponse(services.packet_pdf_bytes(packet), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="release-packet-{packet.pk}.pdf"'
+    return response
+
+
+@never_cache
+@require_GET
+@officer_required
+def outgoing_list(request):
+    releases = (
+        ReleaseRequest.objects.filter(site=request.site)
+        .select_related("person", "recipient", "requested_by")
+        .prefetch_related("approvals", "packets")
+        .order_by("-requested_at", "-pk")[:200]
+    )
+    return render(
+        request,
+        "releases/outgoing_list.html",
+        {"releases": releases, "emergencies": emergencies_to_review(site=request.site)[:50]},
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@staff_required
+def outgoing_emergency(request, person_id: int):
+    person = _person(request, person_id)
+    form = EmergencyReleaseForm(request.POST or None, site=request.site)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.emergency_release(
+                site=request.site, person=person, by=request.user, **form.cleaned_data
+            )
+        except ReleaseError as error:
+            form.add_error(None, error.message)
+        else:
+            _log(request, person=person, obj=result.log)
+            return render(
+                request, "releases/outgoing_emergency_done.html", {"person": person, **vars(result)}
+            )
+    return render(request, "releases/outgoing_emergency.html", {"person": person, "form": form})
+
+
+urlpatterns = [
+    path("people/<int:person_id>/release/new/", outgoing_new, name="outgoing_new"),
+    path("people/<int:person_id>/emergency/", outgoing_emergency, name="outgoing_emergency"),
+    path("releases/", outgoing_list, name="outgoing_list"),
+    path("releases/<int:pk>/", outgoing_detail, name="outgoing_detail"),
+    path("releases/<int:pk>/approve/", outgoing_approve, name="outgoing_approve"),
+    path("releases/<int:pk>/packet/", outgoing_generate, name="outgoing_generate"),
+    path("packets/<int:pk>/", packet_view, name="packet_view"),
+    path("packets/<int:pk>/pdf/", packet_pdf, name="packet_pdf"),
+    path("packets/<int:pk>/hand-over/", packet_hand_over, name="packet_hand_over"),
+]

@@ -1,0 +1,146 @@
+"""The privacy officer's home and the recipient registry.
+
+Only the site's privacy officer (releases.manage_releases through a role, at this site) may
+open these pages: everyone else gets 403, a superuser as such included; a recipient of another
+site is 404.
+"""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clinic.models import Person
+from clinic.sites import site_permission_required
+from releases.errors import ReleaseError
+from releases.forms_registry import PersonSearchForm, RecategoriseForm, RecipientForm
+from releases.models import Consent, IncomingRequest, Recipient, RecipientCategoryChange
+from releases.services.registry import (
+    is_privacy_officer,
+    recipient_add,
+    recipient_deactivate,
+    recipient_recategorise,
+)
+
+
+def officer_required(view):
+    """site_permission_required, then the role itself (Django's has_perm lets a superuser
+    through every permission; the privacy officer's pages do not)."""
+
+    @site_permission_required("releases.manage_releases")
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not is_privacy_officer(request.user, request.site):
+            raise PermissionDenied
+        return never_cache(view)(request, *args, **kwargs)
+
+    return wrapped
+
+
+def recipient_or_404(request, pk: int) -> Recipient:
+    return get_object_or_404(Recipient, pk=pk, site=request.site)
+
+
+@require_GET
+@officer_required
+def home(request):
+    search = PersonSearchForm(request.GET or None)
+    people = []
+    if search.is_valid() and search.cleaned_data["q"].strip():
+        people = Person.objects.filter(
+            site=request.site, name__icontains=search.cleaned_data["q"].strip()
+        )[:20]
+    incoming = IncomingRequest.objects.filter(site=request.site).order_by("-received_at")
+    context = {
+        "search": search,
+        "people": people,
+        # Escalated requests (court orders, warrants) are shown first, on their own.
+        "escalated": incoming.filter(escalated=True)[:20],
+        "incoming": incoming.order_by("-escalated", "-received_at")[:20],
+        "consents": Consent.objects.filter(site=request.site)
+        .select_related("person")
+        .order_by("-recorded_at")[:10],
+        "recipients": Recipient.objects.filter(site=request.site, is_active=True),
+    }
+    return render(request, "releases/home.html", context)
+
+
+@require_GET
+@officer_required
+def recipient_list(request):
+    recipients = Recipient.objects.filter(site=request.site).order_by("-is_active", "organisation")
+    return render(request, "releases/recipients.html", {"recipients": recipients})
+
+
+@require_http_methods(["GET", "POST"])
+@officer_required
+def recipient_new(request):
+    form = RecipientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            recipient = recipient_add(site=request.site, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Added %(name)s to the registry.") % {"name": recipient})
+            return redirect("releases:recipient", pk=recipient.pk)
+    return render(request, "releases/recipient_new.html", {"form": form})
+
+
+@require_GET
+@officer_required
+def recipient_detail(request, pk: int):
+    recipient = recipient_or_404(request, pk)
+    changes = RecipientCategoryChange.objects.filter(recipient=recipient).order_by("at", "pk")
+    context = {"recipient": recipient, "changes": changes, "form": RecategoriseForm()}
+    return render(request, "releases/recipient_detail.html", context)
+
+
+@require_POST
+@officer_required
+def recipient_deactivate_view(request, pk: int):
+    recipient = recipient_or_404(request, pk)
+    try:
+        recipient_deactivate(recipient=recipient, by=request.user)
+    except ReleaseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("%(name)s is out of use.") % {"name": recipient})
+    return redirect("releases:recipient", pk=recipient.pk)
+
+
+@require_POST
+@officer_required
+def recipient_recategorise_view(request, pk: int):
+    recipient = recipient_or_404(request, pk)
+    form = RecategoriseForm(request.POST)
+    if form.is_valid():
+        try:
+            recipient_recategorise(recipient=recipient, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("The category change is recorded."))
+            return redirect("releases:recipient", pk=recipient.pk)
+    changes = RecipientCategoryChange.objects.filter(recipient=recipient).order_by("at", "pk")
+    context = {"recipient": recipient, "changes": changes, "form": form}
+    return render(request, "releases/recipient_detail.html", context, status=400)
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("recipients/", recipient_list, name="recipients"),
+    path("recipients/new/", recipient_new, name="recipient_new"),
+    path("recipients/<int:pk>/", recipient_detail, name="recipient"),
+    path("recipients/<int:pk>/deactivate/", recipient_deactivate_view, name="recipient_deactivate"),
+    path(
+        "recipients/<int:pk>/recategorise/",
+        recipient_recategorise_view,
+        name="recipient_recategorise",
+    ),
+]
