@@ -58,9 +58,14 @@ def make_consent(
     signed_on=None,
     site=None,
     recorded_by=None,
+    raw_scope=None,
     **fields,
 ):
-    """A complete signed consent. Without expires_on/expiry_event it ends in a year."""
+    """A complete signed consent. Without expires_on/expiry_event it ends in a year.
+
+    `raw_scope` stores exactly that value as the scope (to test malformed data): signed
+    consents cannot be edited afterwards.
+    """
     site = site or person.site
     today = timezone.localdate(timezone.now(), site.tz)
     if expires_on is None and not expiry_event:
@@ -68,7 +73,7 @@ def make_consent(
     consent = Consent.objects.create(
         person=person,
         site=site,
-        scope=list(scope),
+        scope=list(scope) if raw_scope is None else raw_scope,
         revocation_statement="Tell any staff member, or write to the privacy officer.",
         expires_on=expires_on,
         expiry_event=expiry_event,

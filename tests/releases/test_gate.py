@@ -321,8 +321,7 @@ def test_a_consent_covers_exactly_the_categories_it_names(person, provider, name
 
 @pytest.mark.parametrize("bad_scope", [{"attendance": True}, "attendance", []])
 def test_a_malformed_consent_scope_covers_nothing(person, provider, bad_scope):
-    consent = make_consent(person=person, recipients=[provider])
-    type(consent).objects.filter(pk=consent.pk).update(scope=bad_scope)
+    make_consent(person=person, recipients=[provider], raw_scope=bad_scope)
     assert not decide(person, provider).granted
 
 

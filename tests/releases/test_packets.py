@@ -150,7 +150,7 @@ def test_every_packet_carries_the_notice_and_the_consents_scope(record, clinicia
     packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
     sent = everything_sent(packet)
     assert REDISCLOSURE_NOTICE in packet.html
-    assert "protected by federal confidentiality rules (42 CFR part 2)" in sent.split("\n")[-1]
+    assert "protected by Federal confidentiality rules (42 CFR part 2)" in sent.split("\n")[-1]
     assert "It allows Riverside to disclose: Attendance and visit dates." in packet.html
     assert "To: County Drug Court, Coordinator B. Ruiz." in packet.html
     assert "For: attendance." in packet.html
