@@ -2,8 +2,10 @@
 
 from functools import wraps
 
+from django.contrib.auth.models import Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
 from clinic.models import Site
 
@@ -38,6 +40,41 @@ def can(user, perm: str, site: Site | None) -> bool:
     if not user.has_perm(perm):
         return False
     return user.memberships.filter(site=site, site__is_active=True).exists()
+
+
+def holds_role(user, perm: str, site: Site | None) -> bool:
+    """Like `can`, but the permission must come through a role (or be granted directly):
+    `is_superuser` counts for nothing. For the consent gate's people, where no account may act
+    just for being a superuser (RELEASES.md)."""
+    if site is None or user is None or not user.is_authenticated or not user.is_active:
+        return False
+    app_label, codename = perm.split(".")
+    held = (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        .filter(Q(group__user=user) | Q(user=user))
+        .exists()
+    )
+    return held and user.memberships.filter(site=site, site__is_active=True).exists()
+
+
+def role_required(*perms: str):
+    """View decorator: sets request.site, or 403 unless the user holds one of `perms` through a
+    role at the current site (login page for anonymous users). No superuser shortcut."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            site = current_site(request)
+            if not any(holds_role(request.user, perm, site) for perm in perms):
+                raise PermissionDenied
+            request.site = site
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 def site_permission_required(perm: str):

@@ -9,14 +9,12 @@ permission in Django's eyes and must still get nothing here (RELEASES.md, "no by
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clinic.models import Membership
+from clinic.sites import holds_role
 from releases.errors import ReleaseError
 from releases.gate import Decision, logged_category, release_attempt
 from releases.models import (
@@ -96,27 +94,8 @@ def reason_text(code: str) -> str:
     return str(REASONS.get(code, _("Not released (%(code)s).") % {"code": code}))
 
 
-def _role_holds(user, perm: str) -> bool:
-    """The permission through the user's groups or own permissions; `is_superuser` is ignored
-    on purpose."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    app_label, codename = perm.split(".")
-    return (
-        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        .filter(Q(group__user=user) | Q(user=user))
-        .exists()
-    )
-
-
-def holds_at_site(user, perm: str, site) -> bool:
-    if not _role_holds(user, perm):
-        return False
-    return Membership.objects.filter(user=user, site=site, site__is_active=True).exists()
-
-
 def is_release_staff(user, site) -> bool:
-    return holds_at_site(user, REQUEST, site) or holds_at_site(user, MANAGE, site)
+    return holds_role(user, REQUEST, site) or holds_role(user, MANAGE, site)
 
 
 def _require_release_staff(user, site) -> None:
@@ -151,7 +130,7 @@ def release_request_create(
     """A clinician asks for a release. Nothing is released or decided here; the gate decides
     when a packet is prepared and again when it is handed over."""
     now = now or timezone.now()
-    if not holds_at_site(by, REQUEST, site) and not holds_at_site(by, MANAGE, site):
+    if not holds_role(by, REQUEST, site) and not holds_role(by, MANAGE, site):
         raise ReleaseError("not_allowed", _("Only care-team staff of this site can ask."))
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
@@ -195,8 +174,8 @@ def release_approve(*, request: ReleaseRequest, by, now: datetime | None = None)
         request = (
             ReleaseRequest.objects.select_for_update().select_related("site").get(pk=request.pk)
         )
-        officer = holds_at_site(by, MANAGE, request.site)
-        if not officer and not holds_at_site(by, REQUEST, request.site):
+        officer = holds_role(by, MANAGE, request.site)
+        if not officer and not holds_role(by, REQUEST, request.site):
             raise ReleaseError(
                 "not_allowed", _("Only staff of this site can approve a release from it.")
             )

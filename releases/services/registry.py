@@ -8,38 +8,25 @@ as criminal-legal.
 
 import logging
 
-from django.contrib.auth.models import Permission
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.models import Site
+from clinic.sites import holds_role
 from releases.errors import ReleaseError
 from releases.models import CRIMINAL_LEGAL, Category, Recipient, RecipientCategoryChange
 
 logger = logging.getLogger(__name__)
 
-MANAGE = ("releases", "manage_releases")
+MANAGE = "releases.manage_releases"
 FIELD_MAX = {"organisation": 200, "office": 200, "person_name": 200, "contact": 1000}
 REASON_MAX = 300
 
 
 def is_privacy_officer(user, site: Site | None) -> bool:
-    """The user holds releases.manage_releases through a role or directly, and works at `site`.
-
-    Deliberately not `user.has_perm`: Django answers True to every permission for a superuser,
-    and no account may keep consents or recipients just for being a superuser (RELEASES.md).
-    """
-    if site is None or user is None or not user.is_authenticated or not user.is_active:
-        return False
-    app_label, codename = MANAGE
-    holds = (
-        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        .filter(Q(group__user=user) | Q(user=user))
-        .exists()
-    )
-    return holds and user.memberships.filter(site=site, site__is_active=True).exists()
+    """The user is this site's privacy officer by role; never just for being a superuser."""
+    return holds_role(user, MANAGE, site)
 
 
 def require_privacy_officer(user, site: Site) -> None:

@@ -7,11 +7,7 @@ or packet writes an access-log row; every showing of a packet goes through the g
 (releases.services.outgoing.packet_open), which writes the disclosure log.
 """
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -21,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic.access import access_log_record
 from clinic.models import AccessLog, Person
-from clinic.sites import current_site
+from clinic.sites import holds_role, role_required
 from releases.accounting import emergencies_to_review, path_label
 from releases.errors import ReleaseError
 from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
@@ -29,30 +25,8 @@ from releases.models import ReleasePacket, ReleaseRequest
 from releases.packets import scope_labels
 from releases.services import outgoing as services
 
-
-def release_role_required(*perms: str):
-    """403 unless the user holds one of `perms` through a role at the current site."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            site = current_site(request)
-            if site is None or not any(
-                services.holds_at_site(request.user, p, site) for p in perms
-            ):
-                raise PermissionDenied
-            request.site = site
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-staff_required = release_role_required(services.REQUEST, services.MANAGE)
-officer_required = release_role_required(services.MANAGE)
+staff_required = role_required(services.REQUEST, services.MANAGE)
+officer_required = role_required(services.MANAGE)
 
 
 def _log(request, *, person, obj) -> None:
@@ -123,7 +97,7 @@ def outgoing_detail(request, pk: int):
         "approvals": release.approvals.select_related("by").order_by("at", "pk"),
         "packets": packets,
         "log": log,
-        "is_officer": services.holds_at_site(request.user, services.MANAGE, request.site),
+        "is_officer": holds_role(request.user, services.MANAGE, request.site),
         "criminal_legal": release.recipient.is_criminal_legal,
         "approved_by_me": release.approvals.filter(by=request.user).exists(),
     }
