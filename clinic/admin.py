@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from clinic.models import Membership, Room, Service, Site
+from clinic.models import Membership, Room, Service, Shift, Site
 
 
 class ServiceInline(admin.TabularInline):
@@ -41,3 +41,14 @@ class SiteAdmin(admin.ModelAdmin):
         for site in queryset:
             site_rotate_display_token(site=site)
         messages.success(request, _("New display links made; old screens were disconnected."))
+
+
+@admin.register(Shift)
+class ShiftAdmin(admin.ModelAdmin):
+    """Hours on shift: the denominator of visits per staff-hour (reports, M18)."""
+
+    list_display = ["day", "site", "user", "starts_at", "ends_at"]
+    list_filter = ["site"]
+    date_hierarchy = "starts_at"
+    autocomplete_fields = ["user"]
+    exclude = ["day"]

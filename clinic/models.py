@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -69,13 +70,25 @@ class Service(models.Model):
     name = models.CharField(_("name"), max_length=80)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     is_active = models.BooleanField(_("offered"), default=True)
+    # A stable short code that reports and imports use (e.g. "naloxone"); the name may change.
+    code = models.SlugField(
+        _("code"),
+        max_length=40,
+        blank=True,
+        help_text=_('Short code used by reports and imports, e.g. "naloxone".'),
+    )
 
     class Meta:
         ordering = ["site", "position", "name"]
         verbose_name = _("service")
         verbose_name_plural = _("services")
         constraints = [
-            models.UniqueConstraint(fields=["site", "name"], name="service_name_unique_per_site")
+            models.UniqueConstraint(fields=["site", "name"], name="service_name_unique_per_site"),
+            models.UniqueConstraint(
+                fields=["site", "code"],
+                condition=~models.Q(code=""),
+                name="service_code_unique_per_site",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -125,16 +138,54 @@ class Membership(models.Model):
     discipline = models.CharField(
         _("discipline"), max_length=20, choices=Discipline.choices, default=Discipline.OTHER
     )
+    # The staff identifier in a previous system (import_visits matches on it).
+    external_id = models.CharField(_("previous system's staff id"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("site membership")
         verbose_name_plural = _("site memberships")
         constraints = [
-            models.UniqueConstraint(fields=["user", "site"], name="one_membership_per_user_site")
+            models.UniqueConstraint(fields=["user", "site"], name="one_membership_per_user_site"),
+            models.UniqueConstraint(
+                fields=["site", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="staff_external_id_unique_per_site",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.site}"
+
+
+class Shift(models.Model):
+    """Time a staff member was on shift at a site: the denominator of visits per staff-hour.
+
+    About the clinic's workload, never a ranking of staff (METRICS.md M18).
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="shifts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField(_("day"), help_text=_("Local date at the site."))
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"))
+
+    class Meta:
+        ordering = ["site", "starts_at"]
+        verbose_name = _("shift")
+        verbose_name_plural = _("shifts")
+        indexes = [models.Index(fields=["site", "day"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="shift_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.site} {self.day}"
+
+    def save(self, *args, **kwargs):
+        self.day = timezone.localdate(self.starts_at, self.site.tz)
+        super().save(*args, **kwargs)
 
 
 class Person(models.Model):
@@ -159,6 +210,8 @@ class Person(models.Model):
         blank=True,
         related_name="+",
     )
+    # The participant identifier in a previous system (import_visits matches on it).
+    external_id = models.CharField(_("previous system's id"), max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -166,7 +219,12 @@ class Person(models.Model):
         verbose_name_plural = _("people")
         indexes = [models.Index(fields=["site", "name"])]
         constraints = [
-            models.CheckConstraint(condition=~models.Q(name=""), name="person_name_not_empty")
+            models.CheckConstraint(condition=~models.Q(name=""), name="person_name_not_empty"),
+            models.UniqueConstraint(
+                fields=["site", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="person_external_id_unique_per_site",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -34,6 +34,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "visits.view_clinical",
         "visits.record_visit",
         "releases.request_release",
+        "reports.view_outreach",
     ],
     DIRECTOR: [
         "clinic.view_site",
@@ -48,6 +49,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "clinic.add_membership",
         "clinic.change_membership",
         "clinic.delete_membership",
+        "clinic.view_shift",
+        "clinic.add_shift",
+        "clinic.change_shift",
+        "clinic.delete_shift",
+        "reports.view_reports",
     ],
     PRIVACY_OFFICER: ["clinic.view_access_log", "releases.manage_releases"],
 }
@@ -76,6 +82,6 @@ def sync_roles_after_migrate(
     sender, app_config=None, using=DEFAULT_DB_ALIAS, apps=global_apps, plan=None, **kwargs
 ):
     # Run once, after the last app (INSTALLED_APPS order), when every permission exists.
-    if sender.name != "releases":
+    if sender.name != "reports":
         return
     sync_roles(using=using, apps=global_apps)

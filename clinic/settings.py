@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "queues",
     "visits",
     "releases",
+    "django_tables2",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -62,6 +62,13 @@ class Arrival(models.Model):
     revision = models.PositiveIntegerField(default=1)
     # From the check-in form: a repeated tap with the same nonce returns the first arrival.
     nonce = models.UUIDField(null=True, blank=True, editable=False)
+    # Set only on arrivals brought in by import_visits from a previous system: a digest of the
+    # source row that makes a repeated import a no-op. Their clock times are not known (only the
+    # day), so wait-time measures leave them out. NULL (not "") for live arrivals, so that the
+    # unique constraint below ignores them.
+    import_key = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("arrival")
@@ -78,6 +85,7 @@ class Arrival(models.Model):
                 fields=["site", "day", "ticket_number"], name="ticket_unique_per_site_day"
             ),
             models.UniqueConstraint(fields=["site", "nonce"], name="checkin_nonce_unique"),
+            models.UniqueConstraint(fields=["site", "import_key"], name="import_key_unique"),
             models.UniqueConstraint(
                 fields=["person"],
                 condition=models.Q(state__in=ACTIVE_STATES),

@@ -7,6 +7,7 @@ medication, move someone in the queue or flag them.
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic.models import Discipline, Person, Service, Site
@@ -30,6 +31,8 @@ class Visit(models.Model):
         _("how it started"), max_length=10, choices=Origin.choices, default=Origin.QUEUE
     )
     started_at = models.DateTimeField(_("started"))
+    # The local date at the site when the visit started; reports count by it. Set on save.
+    day = models.DateField(_("day"), editable=False)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -56,10 +59,19 @@ class Visit(models.Model):
                 name="visit_ends_after_it_starts",
             )
         ]
-        indexes = [models.Index(fields=["site", "started_at"])]
+        indexes = [
+            models.Index(fields=["site", "started_at"]),
+            models.Index(fields=["site", "day"], name="visits_visi_site_id_day_idx"),
+            models.Index(fields=["person", "day"], name="visits_visi_person_day_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.person or _('anonymous contact')} {self.started_at:%Y-%m-%d}"
+
+    def save(self, *args, **kwargs):
+        # bulk_create skips this: callers that bulk-create (import, synthetic data) set day.
+        self.day = timezone.localdate(self.started_at, self.site.tz)
+        super().save(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:

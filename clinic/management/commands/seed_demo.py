@@ -13,15 +13,16 @@ from clinic import roles
 from clinic.models import Discipline, Membership, Person, Room, Service, Site
 from queues import services as queue
 
+# (name, code): the code is what reports and imports use.
 SERVICES = [
-    "Primary care",
-    "MOUD (buprenorphine, methadone)",
-    "Wound care",
-    "HIV/HCV testing",
-    "Naloxone and safer-use supplies",
-    "Counselling",
-    "Social services",
-    "Shower and laundry",
+    ("Primary care", "primary-care"),
+    ("MOUD (buprenorphine, methadone)", "moud"),
+    ("Wound care", "wound-care"),
+    ("HIV/HCV testing", "hiv-hcv-testing"),
+    ("Naloxone and safer-use supplies", "naloxone"),
+    ("Counselling", "counselling"),
+    ("Social services", "social-services"),
+    ("Shower and laundry", "shower-laundry"),
 ]
 ROOMS = ["Room 1", "Room 2", "Nurse station", "Peer desk"]
 STAFF = [
@@ -82,8 +83,10 @@ class Command(BaseCommand):
                 "wait_warning_minutes": 30,
             },
         )
-        for position, name in enumerate(SERVICES):
-            Service.objects.get_or_create(site=site, name=name, defaults={"position": position})
+        for position, (name, code) in enumerate(SERVICES):
+            Service.objects.update_or_create(
+                site=site, name=name, defaults={"position": position, "code": code}
+            )
         for position, name in enumerate(ROOMS):
             Room.objects.get_or_create(site=site, name=name, defaults={"position": position})
         return site
