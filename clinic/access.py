@@ -17,3 +17,10 @@ def access_log_record(
         what=what,
         object_id=str(obj.pk) if obj is not None else "",
     )
+
+
+def access_log_record_many(*, user, site: Site, what: str, people) -> None:
+    """One row per person shown on a list page (e.g. the outreach list), in one insert."""
+    AccessLog.objects.bulk_create(
+        AccessLog(user=user, site=site, person=person, what=what) for person in people
+    )

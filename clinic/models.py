@@ -241,8 +241,13 @@ class AccessLog(models.Model):
         GOALS = "goals", _("Goals")
         # Consents and releases (RELEASES.md: every read of a consent or release is logged).
         CONSENT = "consent", _("Consent")
-        RELEASE = "release", _("Release of information")
+        RELEASE = "release", _("Release request")
+        PACKET = "packet", _("Release packet")
+        EMERGENCY = "emergency", _("Medical emergency release")
+        ACCOUNTING = "accounting", _("Accounting of disclosures")
         INCOMING = "incoming", _("Request from outside")
+        # The care team's outreach list (names with how long since their last contact).
+        OUTREACH = "outreach", _("Outreach list")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")

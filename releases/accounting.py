@@ -13,7 +13,7 @@ from datetime import date, datetime
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from releases.models import Category, DisclosureLog
+from releases.models import Category, DisclosureLog, EmergencyRelease
 from releases.packets import scope_labels
 from releases.services.outgoing import reason_text
 
@@ -57,15 +57,27 @@ class Line:
     reason: str
     path: str
     row: DisclosureLog
+    emergency: EmergencyRelease | None = None
+
+
+def _emergency(row: DisclosureLog) -> EmergencyRelease | None:
+    try:
+        return row.emergency_release
+    except EmergencyRelease.DoesNotExist:
+        return None
 
 
 def _line(row: DisclosureLog) -> Line:
     categories = dict(Category.choices)
     what = ", ".join(scope_labels(row.scope or []))
     kind = path_label(row.path)
+    emergency = _emergency(row) if row.path == "emergency_release" else None
+    recipient = str(row.recipient) if row.recipient else str(_("No recipient named"))
+    if emergency is not None:
+        recipient = f"{emergency.personnel_name}, {recipient}"
     return Line(
         at=row.at,
-        recipient=str(row.recipient) if row.recipient else str(_("No recipient named")),
+        recipient=recipient,
         category=str(categories.get(row.recipient_category, row.recipient_category)),
         description=f"{kind}: {what}" if what else str(kind),
         purpose=row.purpose,
@@ -73,6 +85,7 @@ def _line(row: DisclosureLog) -> Line:
         reason=reason_text(row.reason),
         path=row.path,
         row=row,
+        emergency=emergency,
     )
 
 
@@ -81,7 +94,7 @@ def person_accounting(*, person, now: datetime | None = None) -> dict:
     since = accounting_since(now, person.site.tz)
     rows = (
         DisclosureLog.objects.filter(person=person, at__gte=since, at__lte=now)
-        .select_related("recipient", "packet")
+        .select_related("recipient", "packet", "emergency_release")
         .order_by("-at", "-pk")
     )
     disclosures, attempts = [], []
@@ -98,11 +111,10 @@ def person_accounting(*, person, now: datetime | None = None) -> dict:
 
 
 def emergencies_to_review(*, site):
-    """Every granted medical-emergency release at the site, newest first, for review."""
+    """Every medical-emergency release at the site (the stored record of what was sent),
+    newest first, for review."""
     return (
-        DisclosureLog.objects.filter(
-            site=site, path="emergency_release", decision=DisclosureLog.Decision.GRANTED
-        )
-        .select_related("person", "recipient", "asked_by")
-        .order_by("-at", "-pk")
+        EmergencyRelease.objects.filter(site=site)
+        .select_related("person", "recipient", "released_by")
+        .order_by("-released_at", "-pk")
     )

@@ -68,8 +68,13 @@ class EmergencyReleaseForm(forms.Form):
         empty_label=_("Choose a treatment provider"),
         error_messages={"required": _("Please choose a treatment provider from the registry.")},
     )
+    personnel_name = forms.CharField(
+        label=_("Name of the medical staff member who receives it"),
+        max_length=200,
+        error_messages={"required": _("Please give the name of the person who receives it.")},
+    )
     reason = forms.CharField(
-        label=_("The emergency, in your words"),
+        label=_("The nature of the emergency, in your words"),
         max_length=250,
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Please type the reason for the emergency release.")},

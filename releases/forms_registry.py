@@ -4,6 +4,8 @@ Forms only shape input; the services check everything again and their error code
 back to the field they belong to.
 """
 
+import uuid
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -86,7 +88,55 @@ class RecategoriseForm(ServiceErrorsMixin, forms.Form):
     }
 
 
+STALE_PAGE = _("This page was out of date. Please check the details and record again.")
+
+
+class NonceField(forms.UUIDField):
+    """The form's nonce. A page shown again after a missing or broken one gets a new one."""
+
+    widget = forms.HiddenInput
+    fresh = None  # set on the form's own copy of the field
+
+    def bound_data(self, data, initial):
+        try:
+            value = self.to_python(data)
+        except forms.ValidationError:
+            value = None
+        if value is None:
+            self.fresh = self.fresh or uuid.uuid4()
+            value = self.fresh
+        return value
+
+
+class DeactivateForm(ServiceErrorsMixin, forms.Form):
+    reason = forms.CharField(
+        label=_("Why it goes out of use"),
+        max_length=300,
+        required=False,
+        help_text=_("Kept with the recipient's history."),
+    )
+    ERROR_FIELDS = {"reason_required": "reason", "reason_too_long": "reason"}
+
+    def __init__(self, *args, **kwargs):
+        # Shares the page with the recategorise form, which has its own "reason".
+        kwargs.setdefault("auto_id", "id_status_%s")
+        super().__init__(*args, **kwargs)
+
+
+class HoldForm(ServiceErrorsMixin, forms.Form):
+    note = forms.CharField(
+        label=_("What they said (optional)"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    OPTIONAL = frozenset({"note"})
+    ERROR_FIELDS = {"note_too_long": "note"}
+
+
 class ConsentForm(ServiceErrorsMixin, forms.Form):
+    # A repeated post of the same page (a double tap) returns the first consent.
+    nonce = NonceField(error_messages={"required": STALE_PAGE, "invalid": STALE_PAGE})
     recipients = forms.ModelMultipleChoiceField(
         label=_("Who may receive it"),
         queryset=Recipient.objects.none(),
@@ -211,9 +261,19 @@ class ConsentForm(ServiceErrorsMixin, forms.Form):
             "revocation_statement", STANDARD_REVOCATION_STATEMENT
         )
         super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["nonce"] = uuid.uuid4()
         field = self.fields["recipients"]
         field.queryset = Recipient.objects.filter(site=site, is_active=True)
         field.label_from_instance = recipient_label
+
+    def clean(self):
+        data = super().clean()
+        # A hidden field has no place on the page for its error: say it at the top.
+        stale = self.errors.pop("nonce", None)
+        if stale:
+            raise forms.ValidationError(list(stale))
+        return data
 
     def service_kwargs(self) -> dict:
         data = dict(self.cleaned_data)

@@ -5,8 +5,11 @@ leave for a recipient (RELEASES.md).
 reason code. `release_attempt` is what every outbound path calls: it decides and writes the
 disclosure log in one transaction, so a release whose log row cannot be written does not
 happen. Default deny: anything missing, unknown or failing is a refusal. There is no
-superuser or role bypass: permissions are never consulted here, only consent, recipient,
-purpose, scope, time and approvals.
+superuser or role bypass: the asker's permissions are never consulted here, only consent,
+recipient, purpose, scope, the time (always now: no caller can pass another) and approvals.
+Approvals are re-checked at release time: each approver must still be an active account
+working at the site, and the privacy officer's approval must come from someone who still
+holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
 
 Outbound paths (each calls `release_attempt` at the moment of release; keep this list
 complete when adding one):
@@ -21,8 +24,12 @@ complete when adding one):
   4. A medical emergency release (§2.51, releases.services.outgoing.emergency_release,
      "emergency_release"): not a consent decision, so it does not call this module; it is its
      own explicit rule there (medical personnel only — a recipient that is and always was a
-     treatment provider — reason typed, never criminal-legal) and writes the disclosure log
-     itself, granted or refused, with legal basis "42 CFR 2.51".
+     treatment provider, the receiving person named — the nature of the emergency typed,
+     never criminal-legal) and writes the disclosure log itself, granted or refused, with
+     legal basis "42 CFR 2.51". What was sent is stored (EmergencyRelease: document,
+     manifest, SHA-256) and shown to the privacy officer for review; that review page
+     (releases.views.outgoing.emergency_detail) shows the stored record inside the clinic
+     and writes the access log, it sends nothing anywhere.
   5. Replies to requests from outside (subpoena, letter, call): never release anything;
      the neutral reply carries no data about anyone, and the attempt is logged.
   6. The attendance export (manage.py export_attendance, "export_attendance"): one
@@ -35,11 +42,11 @@ release action.
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
+from clinic.sites import holds_role
 from releases.models import (
     CRIMINAL_LEGAL,
     Approval,
@@ -53,6 +60,8 @@ from releases.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+MANAGE = "releases.manage_releases"
 
 GRANTED = DisclosureLog.Decision.GRANTED
 REFUSED = DisclosureLog.Decision.REFUSED
@@ -95,9 +104,11 @@ def release_decide(
     purpose: str,
     scope: Iterable[str],
     request: ReleaseRequest | None = None,
-    at: datetime | None = None,
 ) -> Decision:
-    """Decide one release from current data. Never raises: an error is a refusal."""
+    """Decide one release from current data, now. Never raises: an error is a refusal.
+
+    There is deliberately no way to pass a time: a decision is always about this moment, so
+    no caller can decide a release as of an earlier (or later) day."""
     try:
         # A savepoint: a failed query must not poison the caller's transaction (PostgreSQL),
         # or the 'error' attempt could not be written to the log.
@@ -108,7 +119,7 @@ def release_decide(
                 purpose=purpose,
                 scope=scope,
                 request=request,
-                at=at or timezone.now(),
+                at=timezone.now(),
             )
     except Exception:
         logger.exception("Consent gate failed; refusing")
@@ -158,7 +169,8 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         return Decision(REFUSED, "approvals_required")
 
     candidates = list(
-        Consent.objects.filter(person=person, recipients=recipient)
+        # Only sealed consents: a row whose recording did not finish is not a consent.
+        Consent.objects.filter(person=person, recipients=recipient, sealed=True)
         .prefetch_related("purposes", "recipients", "revocations", "expiry_events")
         .order_by("-signed_on", "-pk")
     )
@@ -182,8 +194,12 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         decision = HELD if reason == "held_oral_revocation" else REFUSED
         return Decision(decision, reason)
 
-    if criminal_legal and not _two_approvals(request):
-        return Decision(HELD, "awaiting_approvals", consent)
+    if criminal_legal:
+        problem = _approvals_problem(request)
+        if problem == "awaiting_approvals":
+            return Decision(HELD, problem, consent)
+        if problem:
+            return Decision(REFUSED, problem, consent)
     return Decision(GRANTED, "consent_valid", consent, tuple(sorted(wanted_scope)))
 
 
@@ -222,12 +238,34 @@ def _consent_problem(
     return None
 
 
-def _two_approvals(request: ReleaseRequest) -> bool:
-    """A privacy officer and a second, different staff member approved this request."""
-    approvals = list(Approval.objects.filter(request=request))
-    officers = {a.by_id for a in approvals if a.as_privacy_officer}
-    everyone = {a.by_id for a in approvals}
-    return bool(officers) and len(everyone) >= 2
+def _approver_problem(approval: Approval, site) -> str:
+    """An approval counts only while its giver could give it now: still an active account,
+    still working at the request's site, and (for the privacy officer's approval) still the
+    privacy officer there, by role. Read at release time, never from the stored flag alone."""
+    user = approval.by
+    if not user.is_active:
+        return "approver_inactive"
+    if not user.memberships.filter(site=site, site__is_active=True).exists():
+        return "approver_not_at_site"
+    if approval.as_privacy_officer and not holds_role(user, MANAGE, site):
+        return "approver_not_officer"
+    return ""
+
+
+def _approvals_problem(request: ReleaseRequest) -> str:
+    """ "" when a privacy officer and a second, different staff member approved this request
+    and both still may; otherwise the reason code. Approvals that no longer count are
+    ignored; if what is left is not enough because of one, its reason is reported."""
+    approvals = list(Approval.objects.filter(request=request).select_related("by"))
+    valid, problems = [], []
+    for approval in approvals:
+        problem = _approver_problem(approval, request.site)
+        (problems.append(problem) if problem else valid.append(approval))
+    officers = {a.by_id for a in valid if a.as_privacy_officer}
+    everyone = {a.by_id for a in valid}
+    if officers and len(everyone) >= 2:
+        return ""
+    return problems[0] if problems else "awaiting_approvals"
 
 
 def logged_category(recipient) -> str:
@@ -258,11 +296,11 @@ def release_attempt(
     request: ReleaseRequest | None = None,
     packet=None,
     legal_basis: str = "",
-    at: datetime | None = None,
 ) -> Decision:
     """Decide and write the disclosure log row, in one transaction. Every outbound path calls
-    this at the moment of release and goes on only when the decision is granted."""
-    at = at or timezone.now()
+    this at the moment of release and goes on only when the decision is granted. The time is
+    always now: there is no parameter to backdate (or postdate) a decision."""
+    at = timezone.now()
     scope = list(scope or ())
     with transaction.atomic():
         decision = release_decide(
@@ -271,7 +309,6 @@ def release_attempt(
             purpose=purpose,
             scope=scope,
             request=request,
-            at=at,
         )
         # Only the person's own site discloses their records.
         if decision.granted and getattr(site, "pk", None) != person.site_id:

@@ -116,8 +116,27 @@ class RecipientCategoryChange(models.Model):
         return f"{self.recipient_id}: {self.from_category} → {self.to_category}"
 
 
+class RecipientStatusChange(models.Model):
+    """A recipient taken out of use (or back into use): who, when, why. The application log
+    is not the record; this row is."""
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(_("in use after the change"))
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id}: active={self.is_active}"
+
+
 class Consent(models.Model):
-    """A signed consent (42 CFR §2.31 elements). Never edited after signing."""
+    """A signed consent (42 CFR §2.31 elements). Never edited after signing.
+
+    Written in one transaction: the consent row (unsealed), its recipients and purposes, then
+    `sealed` set as the last step. From then on the database refuses any change to the row,
+    its recipients and its purposes (migration 0005). The gate ignores unsealed consents.
+    """
 
     class SignedBy(models.TextChoices):
         PERSON = "person", _("The person")
@@ -149,10 +168,14 @@ class Consent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     recorded_at = models.DateTimeField()
+    sealed = models.BooleanField(default=False, editable=False)
+    # From the consent form: the same form posted twice returns the first consent.
+    nonce = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-signed_on", "-pk"]
         constraints = [
+            models.UniqueConstraint(fields=["site", "nonce"], name="consent_nonce_unique"),
             models.CheckConstraint(
                 condition=~models.Q(expires_on__isnull=True, expiry_event=""),
                 name="consent_has_expiry",
@@ -273,6 +296,42 @@ class ReleasePacket(models.Model):
 
     def __str__(self) -> str:
         return f"Packet {self.pk}"
+
+
+class EmergencyRelease(models.Model):
+    """What was released in a medical emergency (42 CFR §2.51), stored like a packet: the
+    document as sent, its manifest and SHA-256. §2.51(c) asks for exactly these: the medical
+    personnel it went to and their affiliation (`personnel_name` at `recipient`), who released
+    it and when, the nature of the emergency. Never changed (a trigger refuses UPDATE)."""
+
+    log = models.OneToOneField(
+        "DisclosureLog", on_delete=models.PROTECT, related_name="emergency_release"
+    )
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="emergency_releases")
+    recipient = models.ForeignKey(Recipient, on_delete=models.PROTECT, related_name="+")
+    personnel_name = models.CharField(_("medical personnel who received it"), max_length=200)
+    nature = models.CharField(_("nature of the emergency"), max_length=300)
+    scope = models.JSONField()
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField()
+    manifest = models.JSONField()
+    html = models.TextField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-released_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(personnel_name="") & ~models.Q(nature=""),
+                name="emergency_release_documented",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Emergency release {self.pk}"
 
 
 class IncomingRequest(models.Model):

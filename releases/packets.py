@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -22,8 +23,11 @@ from django.utils.translation import gettext as _
 from releases.models import Consent, Scope
 from visits.models import Addendum, Goal, GoalProgress, MedicationEvent, ToxScreen, Visit
 
-# 42 CFR §2.32(a)(1) as revised in 2024 (89 FR 12472). Kept verbatim and untranslated on
-# purpose: it is legal text. Check it against the current eCFR before relying on it.
+# 42 CFR §2.32(a)(1), "Statement 1", as revised in 2024 (89 FR 12472, compliance from 16 Feb
+# 2026), word for word from the eCFR: RELEASES.md asks for "the §2.32 notice against
+# re-disclosure" and to check the wording against the current eCFR. Kept verbatim and
+# untranslated on purpose: it is legal text. The regulation sets (i)-(iii) as their own
+# paragraphs; they are kept in one string (the stored notice) and shown as such.
 REDISCLOSURE_NOTICE = (
     "This record which has been disclosed to you is protected by Federal confidentiality "
     "rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or "
@@ -32,13 +36,15 @@ REDISCLOSURE_NOTICE = (
     "authority, against the patient, unless authorized by the consent of the patient, except "
     "as provided at 42 CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR "
     "2.64 or 2.65. In addition, the Federal rules prohibit you from making any other use or "
-    "disclosure of this record unless at least one of the following applies: (A) Further use "
-    "or disclosure is expressly permitted by the written consent of the individual whose "
-    "information is being disclosed in this record or as otherwise permitted by 42 CFR part "
-    "2. (B) You are a covered entity or business associate and have received the record for "
-    "treatment, payment, or health care operations, or (C) You have received the record from "
-    "a covered entity or business associate as permitted by 45 CFR part 164, subparts A and "
-    "E. A general authorization for the release of medical or other information is NOT "
+    "disclosure of this record unless at least one of the following applies:\n"
+    "(i) Further use or disclosure is expressly permitted by the written consent of the "
+    "individual whose information is being disclosed in this record or as otherwise "
+    "permitted by 42 CFR part 2.\n"
+    "(ii) You are a covered entity or business associate and have received the record for "
+    "treatment, payment, or health care operations, or\n"
+    "(iii) You have received the record from a covered entity or business associate as "
+    "permitted by 45 CFR part 164, subparts A and E.\n"
+    "A general authorization for the release of medical or other information is NOT "
     "sufficient to meet the required elements of written consent to further use or "
     "redisclose the record (see 42 CFR 2.31)."
 )
@@ -395,36 +401,31 @@ def manifest_document(content: PacketContent) -> dict:
     }
 
 
-def _latin1(text: str) -> str:
-    # The PDF uses a core font; characters it cannot draw become "?" rather than vanish.
-    replacements = {
-        "\u2019": "'",
-        "\u2018": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u00a7": "\u00a7",
-        "\u2192": "->",
-    }
-    text = "".join(replacements.get(ch, ch) for ch in text)
-    return text.encode("latin-1", "replace").decode("latin-1")
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+# DejaVu Sans (free licence, releases/fonts/LICENSE-DejaVu.txt), bundled so the PDF never
+# depends on the machine's fonts: it draws Latin, Greek, Cyrillic and more, so "Zoë Nguyễn"
+# or "Łukasz" come out as written. A PDF core font would be Latin-1 only. DejaVu has no CJK
+# glyphs: fpdf2 logs such characters as missing (the HTML packet shows them).
+FONT_FAMILY = "DejaVuSans"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 
 
 def packet_pdf(content: PacketContent, *, compress: bool = True) -> bytes:
-    """The same items as the HTML, as a PDF (fpdf2)."""
+    """The same items as the HTML, as a PDF (fpdf2), in a bundled Unicode font."""
     from fpdf import FPDF
     from fpdf.enums import XPos, YPos
 
     pdf = FPDF(format="Letter")
     pdf.set_compression(compress)
-    pdf.set_title(_latin1(content.heading))
+    for style, name in FONT_FILES.items():
+        pdf.add_font(FONT_FAMILY, style=style, fname=str(FONT_DIR / name))
+    pdf.set_title(content.heading)
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
 
     def para(text: str, *, size: int = 10, style: str = "", gap: float = 1) -> None:
-        pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, size * 0.5, _latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FONT_FAMILY, style=style, size=size)
+        pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(gap)
 
     para(content.heading, size=16, style="B", gap=2)

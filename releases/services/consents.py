@@ -17,12 +17,13 @@ from datetime import date
 from pathlib import PurePath
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinic.models import Person, Site
+from clinic.sites import holds_role
 from releases.errors import ReleaseError
 from releases.gate import normalise_purpose
 from releases.models import (
@@ -33,7 +34,7 @@ from releases.models import (
     Revocation,
     Scope,
 )
-from releases.services.registry import require_privacy_officer
+from releases.services.registry import MANAGE, require_privacy_officer
 
 logger = logging.getLogger(__name__)
 
@@ -313,16 +314,24 @@ def consent_record(
     court_condition: bool = False,
     irrevocable_until: date | None = None,
     irrevocable_until_event: str = "",
+    nonce: uuid.UUID | None = None,
 ) -> Consent:
     """Record a signed consent with every §2.31 element, or nothing at all.
 
     Everything is validated before anything is written; the consent, its recipients and its
-    purposes are written in one transaction. Locks nothing: a new consent changes no existing
-    row. There is deliberately no service that edits a consent.
+    purposes are written in one transaction, and sealing it is the last step (from then on
+    the database refuses any change to it, its recipients or its purposes). Locks nothing: a
+    new consent changes no existing row. There is deliberately no service that edits a
+    consent. The same form `nonce` twice returns the first consent, so a double tap on
+    "Record" is harmless.
     """
     require_privacy_officer(by, site)
     if person.site_id != site.pk:
         raise ReleaseError("person_unknown", _("That person is not known at this site."))
+    if nonce is not None:
+        first = _consent_for_nonce(site=site, person=person, nonce=nonce)
+        if first is not None:
+            return first
     today = _site_today(site)
     recipients = _clean_recipients(recipients, site=site)
     purposes = _clean_purposes(purposes)
@@ -423,32 +432,65 @@ def consent_record(
             _("Only a consent a court made a condition of release can be irrevocable."),
         )
 
-    with transaction.atomic():
-        consent = Consent.objects.create(
-            person=person,
-            site=site,
-            scope=scope,
-            scope_other=scope_other,
-            revocation_statement=revocation_statement,
-            expires_on=expires_on,
-            expiry_event=expiry_event,
-            signed_by=signed_by,
-            representative_name=representative_name,
-            representative_basis=representative_basis,
-            signature_image=signature_image,
-            scanned_form=scanned_form or "",
-            signed_on=signed_on,
-            court_condition=court_condition,
-            irrevocable_until=irrevocable_until if court_condition else None,
-            irrevocable_until_event=irrevocable_until_event if court_condition else "",
-            recorded_by=by,
-            recorded_at=timezone.now(),
-        )
-        consent.recipients.set(recipients)
-        ConsentPurpose.objects.bulk_create(
-            [ConsentPurpose(consent=consent, text=text) for text in purposes]
-        )
+    try:
+        with transaction.atomic():
+            consent = _consent_write(
+                person=person,
+                site=site,
+                by=by,
+                recipients=recipients,
+                purposes=purposes,
+                nonce=nonce,
+                fields={
+                    "scope": scope,
+                    "scope_other": scope_other,
+                    "revocation_statement": revocation_statement,
+                    "expires_on": expires_on,
+                    "expiry_event": expiry_event,
+                    "signed_by": signed_by,
+                    "representative_name": representative_name,
+                    "representative_basis": representative_basis,
+                    "signature_image": signature_image,
+                    "scanned_form": scanned_form or "",
+                    "signed_on": signed_on,
+                    "court_condition": court_condition,
+                    "irrevocable_until": irrevocable_until if court_condition else None,
+                    "irrevocable_until_event": irrevocable_until_event if court_condition else "",
+                },
+            )
+    except IntegrityError:
+        # Lost a race with the same form posted twice at once: the other one was recorded.
+        first = _consent_for_nonce(site=site, person=person, nonce=nonce) if nonce else None
+        if first is None:
+            raise
+        return first
     logger.info("Consent %s recorded for person %s by %s", consent.pk, person.pk, by.pk)
+    return consent
+
+
+def _consent_for_nonce(*, site: Site, person: Person, nonce: uuid.UUID) -> Consent | None:
+    first = Consent.objects.filter(site=site, nonce=nonce).first()
+    if first is not None and first.person_id != person.pk:
+        raise ReleaseError("stale_form", _("This form was already used. Please start again."))
+    return first
+
+
+def _consent_write(*, person, site, by, recipients, purposes, nonce, fields) -> Consent:
+    """Write the consent unsealed, its recipients and purposes, then seal it (last)."""
+    consent = Consent.objects.create(
+        person=person,
+        site=site,
+        recorded_by=by,
+        recorded_at=timezone.now(),
+        nonce=nonce,
+        **fields,
+    )
+    consent.recipients.set(recipients)
+    ConsentPurpose.objects.bulk_create(
+        [ConsentPurpose(consent=consent, text=text) for text in purposes]
+    )
+    Consent.objects.filter(pk=consent.pk).update(sealed=True)
+    consent.sealed = True
     return consent
 
 
@@ -496,6 +538,53 @@ def consent_revoke(
         )
     logger.warning("Consent %s revoked (%s) by %s", consent.pk, how, by.pk)
     return revocation
+
+
+STAFF_PERM = "clinic.view_person"  # front desk and care team: anyone who sees the person
+
+
+def can_place_hold(user, site: Site | None) -> bool:
+    """Any staff member of the site who works with people (front desk, care team) or the
+    privacy officer, by role: a hold only ever stops releases, so no one is kept from it."""
+    return holds_role(user, STAFF_PERM, site) or holds_role(user, MANAGE, site)
+
+
+def consent_hold_place(*, person: Person, site: Site, by, note: str = "") -> list[Revocation]:
+    """The person told a staff member they take back their consent: an oral revocation, so an
+    immediate hold until it is in writing (RELEASES.md).
+
+    Front desk and clinicians do not read consents, so the hold covers every consent of the
+    person at this site that is not already revoked or held; the privacy officer then records
+    the written revocation (or, if the person wants a consent to stand, a new consent). The
+    gate refuses while a hold stands, from the moment this commits. Locks the person's
+    consents, so a hold and a revocation recorded at once are ordered.
+    """
+    if not can_place_hold(by, site):
+        raise ReleaseError("not_allowed", _("Only staff of this site can place a hold."))
+    if person.site_id != site.pk:
+        raise ReleaseError("person_unknown", _("That person is not known at this site."))
+    note = _limited(note, max_length=NOTE_MAX, code="note_too_long", label=_("Note"))
+    today = _site_today(site)
+    held = []
+    with transaction.atomic():
+        consents = Consent.objects.select_for_update().filter(person=person, site=site, sealed=True)
+        for consent in consents.order_by("pk"):
+            if Revocation.objects.filter(consent=consent).exists():
+                continue  # already held or revoked
+            held.append(
+                Revocation.objects.create(
+                    consent=consent,
+                    how=Revocation.How.ORAL,
+                    received_on=max(today, consent.signed_on),
+                    taken_by=by,
+                    note=note,
+                    recorded_at=timezone.now(),
+                )
+            )
+    logger.warning(
+        "Oral revocation hold for person %s by %s: %d consents held", person.pk, by.pk, len(held)
+    )
+    return held
 
 
 def consent_expiry_event_record(

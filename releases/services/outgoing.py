@@ -6,8 +6,7 @@ from group membership at the site, never with `has_perm` alone: a superuser hold
 permission in Django's eyes and must still get nothing here (RELEASES.md, "no bypass").
 """
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -21,6 +20,7 @@ from releases.models import (
     Approval,
     Category,
     DisclosureLog,
+    EmergencyRelease,
     Recipient,
     ReleasePacket,
     ReleaseRequest,
@@ -87,6 +87,21 @@ REASONS = {
     "consent_other_site": gettext_lazy("The consent was given to another site."),
     "consent_valid": gettext_lazy("A valid consent covers this, with the approvals it needs."),
     "medical_emergency": gettext_lazy("A medical emergency (42 CFR 2.51)."),
+    "emergency_personnel_missing": gettext_lazy(
+        "Please give the name of the medical staff member who receives it."
+    ),
+    "approver_inactive": gettext_lazy(
+        "Someone who approved this request no longer has an active account: their approval "
+        "no longer counts. Ask a current staff member to approve."
+    ),
+    "approver_not_at_site": gettext_lazy(
+        "Someone who approved this request no longer works at this site: their approval no "
+        "longer counts. Ask a current staff member to approve."
+    ),
+    "approver_not_officer": gettext_lazy(
+        "The privacy officer who approved this request no longer holds that role: their "
+        "approval no longer counts. Ask the current privacy officer to approve."
+    ),
 }
 
 
@@ -125,11 +140,10 @@ def release_request_create(
     period_start: date | None = None,
     period_end: date | None = None,
     note: str = "",
-    now: datetime | None = None,
 ) -> ReleaseRequest:
     """A clinician asks for a release. Nothing is released or decided here; the gate decides
     when a packet is prepared and again when it is handed over."""
-    now = now or timezone.now()
+    now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     if not holds_role(by, REQUEST, site) and not holds_role(by, MANAGE, site):
         raise ReleaseError("not_allowed", _("Only care-team staff of this site can ask."))
     if person is None or person.site_id != site.pk:
@@ -166,10 +180,10 @@ def release_request_create(
     )
 
 
-def release_approve(*, request: ReleaseRequest, by, now: datetime | None = None) -> Approval:
+def release_approve(*, request: ReleaseRequest, by) -> Approval:
     """Approve a request. Locks the request. The privacy officer's approval counts as such only
     when `by` holds manage_releases through a role at the request's site."""
-    now = now or timezone.now()
+    now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     with transaction.atomic():
         request = (
             ReleaseRequest.objects.select_for_update().select_related("site").get(pk=request.pk)
@@ -198,7 +212,7 @@ def release_approve(*, request: ReleaseRequest, by, now: datetime | None = None)
             ) from exc
 
 
-def _attempt(*, path: str, by, request: ReleaseRequest, packet=None, at=None) -> Decision:
+def _attempt(*, path: str, by, request: ReleaseRequest, packet=None) -> Decision:
     return release_attempt(
         site=request.site,
         path=path,
@@ -209,25 +223,24 @@ def _attempt(*, path: str, by, request: ReleaseRequest, packet=None, at=None) ->
         scope=request.scope,
         request=request,
         packet=packet,
-        at=at,
     )
 
 
-def packet_generate(*, request: ReleaseRequest, by, now: datetime | None = None) -> ReleasePacket:
+def packet_generate(*, request: ReleaseRequest, by) -> ReleasePacket:
     """Ask the gate; only if granted, build the packet from exactly the granted scope.
 
     The decision, its log row and the packet are one transaction: a packet that fails to
     build leaves no "granted" row behind. A refusal is logged and raised as a ReleaseError
     carrying the gate's reason code.
     """
-    now = now or timezone.now()
+    now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     _require_release_staff(by, request.site)
     request = ReleaseRequest.objects.select_related("site", "person", "recipient").get(
         pk=request.pk
     )
     packet = None
     with transaction.atomic():
-        decision = _attempt(path="packet_generate", by=by, request=request, at=now)
+        decision = _attempt(path="packet_generate", by=by, request=request)
         if decision.granted:
             content = packet_content(
                 person=request.person,
@@ -289,7 +302,7 @@ def _packet_check(*, packet: ReleasePacket, by, path: str, now) -> str:
     raise when the answer is not granted. Runs inside the caller's transaction, which has the
     packet locked; the caller commits before re-raising so the log row and the void stay."""
     request = packet.request
-    decision = _attempt(path=path, by=by, request=request, packet=packet, at=now)
+    decision = _attempt(path=path, by=by, request=request, packet=packet)
     if not decision.granted:
         _void(packet, decision.reason, now)
         return decision.reason
@@ -308,11 +321,11 @@ def _locked_packet(packet: ReleasePacket) -> ReleasePacket:
     )
 
 
-def packet_hand_over(*, packet: ReleasePacket, by, now: datetime | None = None) -> ReleasePacket:
+def packet_hand_over(*, packet: ReleasePacket, by) -> ReleasePacket:
     """Hand a prepared packet over. Locks the packet. Decided again from current data: if the
     consent was revoked, expired or otherwise no longer holds, the packet is voided (void_reason
     = the gate's reason code) and nothing leaves."""
-    now = now or timezone.now()
+    now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     _require_release_staff(by, packet.request.site)
     problem = ""
     with transaction.atomic():
@@ -333,14 +346,12 @@ def packet_hand_over(*, packet: ReleasePacket, by, now: datetime | None = None) 
     return packet
 
 
-def packet_open(
-    *, packet: ReleasePacket, by, path: str, now: datetime | None = None
-) -> ReleasePacket:
+def packet_open(*, packet: ReleasePacket, by, path: str) -> ReleasePacket:
     """Show, print or download a packet (path "packet_view" or "packet_pdf"). Decided again
     every time; a void packet is never shown again."""
     if path not in ("packet_view", "packet_pdf"):
         raise ValueError(path)
-    now = now or timezone.now()
+    now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     _require_release_staff(by, packet.request.site)
     problem = ""
     with transaction.atomic():
@@ -366,11 +377,8 @@ def packet_pdf_bytes(packet: ReleasePacket) -> bytes:
 EMERGENCY_BASIS = "42 CFR 2.51"
 
 
-@dataclass(frozen=True)
-class EmergencyResult:
-    log: DisclosureLog
-    html: str
-    manifest: dict
+PERSONNEL_MAX = 200
+NATURE_MAX = 300
 
 
 def emergency_release(
@@ -378,17 +386,22 @@ def emergency_release(
     site,
     person,
     recipient: Recipient | None,
+    personnel_name: str,
     reason: str,
     scope,
     by,
-    now: datetime | None = None,
-) -> EmergencyResult:
+) -> EmergencyRelease:
     """A bona fide medical emergency (§2.51): only to medical personnel (a recipient whose
-    category is, and always was, treatment provider), only with the reason typed, never to a
-    criminal-legal recipient. It does not go through consent, so it is its own explicit rule
-    here; it is still written to the disclosure log (granted or refused, legal basis
-    "42 CFR 2.51") and every granted one is listed for the privacy officer to review."""
-    now = now or timezone.now()
+    category is, and always was, treatment provider, and the named staff member there who
+    receives it), only with the nature of the emergency typed, never to a criminal-legal
+    recipient. It does not go through consent, so it is its own explicit rule here; it is
+    still written to the disclosure log (granted or refused, legal basis "42 CFR 2.51").
+
+    A granted one is stored like a packet (EmergencyRelease: the document as sent, its
+    manifest and SHA-256, who released it, when, to whom, the nature of the emergency), in
+    the same transaction as its log row, and listed for the privacy officer to review.
+    Locks nothing: it changes no existing row."""
+    now = timezone.now()
     _require_release_staff(by, site)
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
@@ -397,15 +410,23 @@ def emergency_release(
             "unknown_recipient", _("Please choose a recipient from this site's registry.")
         )
     chosen = _clean_scope(scope)
-    reason = " ".join((reason or "").split())
+    reason = " ".join((reason or "").split())[:NATURE_MAX]
+    personnel_name = " ".join((personnel_name or "").split())[:PERSONNEL_MAX]
     history = recipient.category_history()
     refusal = ""
     if set(history) != {Category.TREATMENT_PROVIDER} or not recipient.is_active:
         refusal = "emergency_not_medical"
     elif not reason:
         refusal = "emergency_reason_missing"
-    result = None
+    elif not personnel_name:
+        refusal = "emergency_personnel_missing"
+    released = None
     with transaction.atomic():
+        purpose = (
+            (_("Medical emergency: %(reason)s") % {"reason": reason})[:300]
+            if reason
+            else _("Medical emergency")
+        )
         log = DisclosureLog.objects.create(
             at=now,
             site=site,
@@ -414,9 +435,7 @@ def emergency_release(
             recipient=recipient,
             recipient_category=logged_category(recipient),
             path="emergency_release",
-            purpose=(_("Medical emergency: %(reason)s") % {"reason": reason})[:300]
-            if reason
-            else _("Medical emergency"),
+            purpose=purpose,
             legal_basis=EMERGENCY_BASIS,
             scope=chosen,
             decision=DisclosureLog.Decision.REFUSED if refusal else DisclosureLog.Decision.GRANTED,
@@ -426,21 +445,37 @@ def emergency_release(
             content = packet_content(
                 person=person,
                 site=site,
-                recipient=recipient,
-                purpose=log.purpose,
+                recipient=_("%(name)s, %(recipient)s")
+                % {"name": personnel_name, "recipient": recipient},
+                purpose=purpose,
                 scope=chosen,
                 consent=None,
                 statement=(
                     _("Released without consent in a medical emergency (42 CFR 2.51)."),
-                    _("Reason given: %(reason)s") % {"reason": reason},
+                    _("Nature of the emergency: %(reason)s") % {"reason": reason},
+                    _("Received by: %(name)s, %(recipient)s")
+                    % {"name": personnel_name, "recipient": recipient},
+                    _("Released by: %(by)s") % {"by": by.get_full_name() or by.get_username()},
                 ),
                 heading=_("Release in a medical emergency (42 CFR 2.51)"),
                 statement_title=_("On what basis"),
                 now=now,
             )
-            result = EmergencyResult(
-                log=log, html=packet_html(content), manifest=manifest_document(content)
+            html = packet_html(content)
+            released = EmergencyRelease.objects.create(
+                log=log,
+                site=site,
+                person=person,
+                recipient=recipient,
+                personnel_name=personnel_name,
+                nature=reason,
+                scope=chosen,
+                released_by=by,
+                released_at=now,
+                manifest=manifest_document(content),
+                html=html,
+                sha256=packet_sha256(html),
             )
-    if result is None:
+    if released is None:
         raise ReleaseError(refusal, reason_text(refusal))
-    return result
+    return released

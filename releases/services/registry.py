@@ -15,7 +15,13 @@ from django.utils.translation import gettext as _
 from clinic.models import Site
 from clinic.sites import holds_role
 from releases.errors import ReleaseError
-from releases.models import CRIMINAL_LEGAL, Category, Recipient, RecipientCategoryChange
+from releases.models import (
+    CRIMINAL_LEGAL,
+    Category,
+    Recipient,
+    RecipientCategoryChange,
+    RecipientStatusChange,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,19 +106,31 @@ def recipient_add(
     return recipient
 
 
-def recipient_deactivate(*, recipient: Recipient, by) -> Recipient:
+def recipient_deactivate(*, recipient: Recipient, by, reason: str) -> RecipientStatusChange:
     """Take a recipient out of use: the gate refuses releases to an inactive recipient, and it
-    is no longer offered for new consents. Locks the recipient row."""
+    is no longer offered for new consents. Recorded as a RecipientStatusChange row (who,
+    when, why). Locks the recipient row."""
     require_privacy_officer(by, recipient.site)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReleaseError("reason_required", _("Please say why it goes out of use."))
+    if len(reason) > REASON_MAX:
+        raise ReleaseError(
+            "reason_too_long",
+            _("The reason can be at most %(max)d characters.") % {"max": REASON_MAX},
+        )
     with transaction.atomic():
         locked = Recipient.objects.select_for_update().get(pk=recipient.pk)
         if not locked.is_active:
             raise ReleaseError("already_inactive", _("This recipient is already out of use."))
         locked.is_active = False
         locked.save(update_fields=["is_active"])
+        change = RecipientStatusChange.objects.create(
+            recipient=locked, is_active=False, by=by, at=timezone.now(), reason=reason
+        )
     recipient.is_active = False
     logger.info("Recipient %s deactivated by %s", recipient.pk, by.pk)
-    return recipient
+    return change
 
 
 def recipient_recategorise(

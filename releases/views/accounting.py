@@ -16,7 +16,7 @@ from releases.views.outgoing import officer_required
 def _show(request, person_id: int, template: str):
     person = get_object_or_404(Person, pk=person_id, site=request.site)
     access_log_record(
-        user=request.user, site=request.site, person=person, what=AccessLog.What.RELEASE
+        user=request.user, site=request.site, person=person, what=AccessLog.What.ACCOUNTING
     )
     return render(request, template, {"person": person, **person_accounting(person=person)})
 

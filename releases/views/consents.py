@@ -11,19 +11,24 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic.access import access_log_record
 from clinic.models import AccessLog, Person
+from clinic.sites import holds_role, role_required
 from releases.errors import ReleaseError
-from releases.forms_registry import ConsentForm, ExpiryEventForm, RevocationForm
+from releases.forms_registry import ConsentForm, ExpiryEventForm, HoldForm, RevocationForm
 from releases.models import Consent, Scope
 from releases.services.consents import (
+    STAFF_PERM,
     consent_expiry_event_record,
+    consent_hold_place,
     consent_record,
     consent_revoke,
     consent_status,
 )
+from releases.services.registry import MANAGE
 from releases.views.registry import officer_required
 
 
@@ -170,7 +175,49 @@ def consent_expiry_event_view(request, pk: int):
     return _detail(request, consent, event_form=form, status=400)
 
 
+hold_staff_required = role_required(STAFF_PERM, MANAGE)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@hold_staff_required
+def consent_hold(request, pk: int):
+    """Any staff member of the site: "they told me they take back their consent". The hold
+    covers every consent of the person (front desk does not read consents) and stops every
+    release at once; the privacy officer records the written follow-up. The page says the
+    same whether or not the person has any consent."""
+    person = _person_or_404(request, pk)
+    form = HoldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            consent_hold_place(
+                person=person, site=request.site, by=request.user, **form.cleaned_data
+            )
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.warning(
+                request,
+                _(
+                    "Recorded. Nothing more about %(name)s is released under any consent until "
+                    "the privacy officer has followed up in writing."
+                )
+                % {"name": person.name},
+            )
+            if holds_role(request.user, MANAGE, request.site):
+                return redirect("releases:person_consents", pk=person.pk)
+            return redirect("visits:person", pk=person.pk)
+    status = 400 if form.errors else 200
+    context = {
+        "person": person,
+        "form": form,
+        "is_officer": holds_role(request.user, MANAGE, request.site),
+    }
+    return render(request, "releases/consent_hold.html", context, status=status)
+
+
 urlpatterns = [
+    path("people/<int:pk>/consents/hold/", consent_hold, name="consent_hold"),
     path("people/<int:pk>/consents/", person_consents, name="person_consents"),
     path("people/<int:pk>/consents/new/", consent_new, name="consent_new"),
     path("consents/<int:pk>/", consent_detail, name="consent"),

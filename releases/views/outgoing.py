@@ -21,18 +21,16 @@ from clinic.sites import holds_role, role_required
 from releases.accounting import emergencies_to_review, path_label
 from releases.errors import ReleaseError
 from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
-from releases.models import ReleasePacket, ReleaseRequest
-from releases.packets import scope_labels
+from releases.models import EmergencyRelease, ReleasePacket, ReleaseRequest
+from releases.packets import packet_sha256, scope_labels
 from releases.services import outgoing as services
 
 staff_required = role_required(services.REQUEST, services.MANAGE)
 officer_required = role_required(services.MANAGE)
 
 
-def _log(request, *, person, obj) -> None:
-    access_log_record(
-        user=request.user, site=request.site, person=person, what=AccessLog.What.RELEASE, obj=obj
-    )
+def _log(request, *, person, obj, what=AccessLog.What.RELEASE) -> None:
+    access_log_record(user=request.user, site=request.site, person=person, what=what, obj=obj)
 
 
 def _person(request, person_id: int) -> Person:
@@ -152,7 +150,7 @@ def packet_hand_over(request, pk: int):
 
 def _open(request, pk: int, path_name: str):
     packet = _packet(request, pk)
-    _log(request, person=packet.request.person, obj=packet)
+    _log(request, person=packet.request.person, obj=packet, what=AccessLog.What.PACKET)
     try:
         return services.packet_open(packet=packet, by=request.user, path=path_name)
     except ReleaseError as error:
@@ -207,22 +205,46 @@ def outgoing_emergency(request, person_id: int):
     form = EmergencyReleaseForm(request.POST or None, site=request.site)
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.emergency_release(
+            released = services.emergency_release(
                 site=request.site, person=person, by=request.user, **form.cleaned_data
             )
         except ReleaseError as error:
             form.add_error(None, error.message)
         else:
-            _log(request, person=person, obj=result.log)
+            _log(request, person=person, obj=released, what=AccessLog.What.EMERGENCY)
             return render(
-                request, "releases/outgoing_emergency_done.html", {"person": person, **vars(result)}
+                request,
+                "releases/outgoing_emergency_done.html",
+                {"person": person, "released": released},
             )
     return render(request, "releases/outgoing_emergency.html", {"person": person, "form": form})
+
+
+@never_cache
+@require_GET
+@officer_required
+def emergency_detail(request, pk: int):
+    """The stored record of a medical emergency release, for the privacy officer's review:
+    who, when, to whom, the nature of the emergency and exactly what was sent (the stored
+    document, its manifest and hash). Shown inside the clinic; writes the access log."""
+    released = get_object_or_404(
+        EmergencyRelease.objects.select_related("person", "recipient", "released_by", "log"),
+        pk=pk,
+        site=request.site,
+    )
+    _log(request, person=released.person, obj=released, what=AccessLog.What.EMERGENCY)
+    context = {
+        "released": released,
+        "scope_labels": scope_labels(released.scope),
+        "hash_ok": packet_sha256(released.html) == released.sha256,
+    }
+    return render(request, "releases/emergency_detail.html", context)
 
 
 urlpatterns = [
     path("people/<int:person_id>/release/new/", outgoing_new, name="outgoing_new"),
     path("people/<int:person_id>/emergency/", outgoing_emergency, name="outgoing_emergency"),
+    path("emergencies/<int:pk>/", emergency_detail, name="emergency_detail"),
     path("releases/", outgoing_list, name="outgoing_list"),
     path("releases/<int:pk>/", outgoing_detail, name="outgoing_detail"),
     path("releases/<int:pk>/approve/", outgoing_approve, name="outgoing_approve"),

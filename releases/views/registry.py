@@ -15,8 +15,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clinic.models import Person
 from clinic.sites import role_required
 from releases.errors import ReleaseError
-from releases.forms_registry import PersonSearchForm, RecategoriseForm, RecipientForm
-from releases.models import Consent, IncomingRequest, Recipient, RecipientCategoryChange
+from releases.forms_registry import (
+    DeactivateForm,
+    PersonSearchForm,
+    RecategoriseForm,
+    RecipientForm,
+)
+from releases.models import (
+    Consent,
+    IncomingRequest,
+    Recipient,
+    RecipientCategoryChange,
+    RecipientStatusChange,
+)
 from releases.services.registry import (
     MANAGE,
     recipient_add,
@@ -83,23 +94,38 @@ def recipient_new(request):
 @require_GET
 @officer_required
 def recipient_detail(request, pk: int):
-    recipient = recipient_or_404(request, pk)
-    changes = RecipientCategoryChange.objects.filter(recipient=recipient).order_by("at", "pk")
-    context = {"recipient": recipient, "changes": changes, "form": RecategoriseForm()}
-    return render(request, "releases/recipient_detail.html", context)
+    return _recipient_page(request, recipient_or_404(request, pk))
+
+
+def _recipient_page(request, recipient, *, form=None, status_form=None, status=200):
+    context = {
+        "recipient": recipient,
+        "changes": RecipientCategoryChange.objects.filter(recipient=recipient)
+        .select_related("by")
+        .order_by("at", "pk"),
+        "status_changes": RecipientStatusChange.objects.filter(recipient=recipient)
+        .select_related("by")
+        .order_by("at", "pk"),
+        "form": form or RecategoriseForm(),
+        "status_form": status_form or DeactivateForm(),
+    }
+    return render(request, "releases/recipient_detail.html", context, status=status)
 
 
 @require_POST
 @officer_required
 def recipient_deactivate_view(request, pk: int):
     recipient = recipient_or_404(request, pk)
-    try:
-        recipient_deactivate(recipient=recipient, by=request.user)
-    except ReleaseError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("%(name)s is out of use.") % {"name": recipient})
-    return redirect("releases:recipient", pk=recipient.pk)
+    form = DeactivateForm(request.POST)
+    if form.is_valid():
+        try:
+            recipient_deactivate(recipient=recipient, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("%(name)s is out of use.") % {"name": recipient})
+            return redirect("releases:recipient", pk=recipient.pk)
+    return _recipient_page(request, recipient, status_form=form, status=400)
 
 
 @require_POST
@@ -115,9 +141,7 @@ def recipient_recategorise_view(request, pk: int):
         else:
             messages.success(request, _("The category change is recorded."))
             return redirect("releases:recipient", pk=recipient.pk)
-    changes = RecipientCategoryChange.objects.filter(recipient=recipient).order_by("at", "pk")
-    context = {"recipient": recipient, "changes": changes, "form": form}
-    return render(request, "releases/recipient_detail.html", context, status=400)
+    return _recipient_page(request, recipient, form=form, status=400)
 
 
 urlpatterns = [

@@ -59,6 +59,7 @@ def make_consent(
     site=None,
     recorded_by=None,
     raw_scope=None,
+    seal=True,
     **fields,
 ):
     """A complete signed consent. Without expires_on/expiry_event it ends in a year.
@@ -87,6 +88,10 @@ def make_consent(
     consent.recipients.set(recipients)
     for text in purposes:
         ConsentPurpose.objects.create(consent=consent, text=text)
+    if seal:
+        # As consent_record does, last: from now on the database keeps it as it is.
+        Consent.objects.filter(pk=consent.pk).update(sealed=True)
+        consent.sealed = True
     return consent
 
 

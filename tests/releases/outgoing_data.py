@@ -99,14 +99,101 @@ def drug_court(site, **kw):
     )
 
 
+def _literal(data: bytes, pos: int) -> tuple[bytes, int]:
+    """A PDF literal string starting after its "(": its bytes and the position after ")"."""
+    out, depth = bytearray(), 1
+    escapes = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("f"): 12}
+    while True:
+        ch = data[pos]
+        if ch == 0x5C:  # backslash
+            nxt = data[pos + 1]
+            if nxt in escapes:
+                out.append(escapes[nxt])
+                pos += 2
+            elif 0x30 <= nxt <= 0x37:
+                digits = re.match(rb"[0-7]{1,3}", data[pos + 1 : pos + 4]).group()
+                out.append(int(digits, 8) & 0xFF)
+                pos += 1 + len(digits)
+            elif nxt in (0x0A, 0x0D):
+                pos += 2
+            else:
+                out.append(nxt)
+                pos += 2
+            continue
+        if ch == 0x28:
+            depth += 1
+        elif ch == 0x29:
+            depth -= 1
+            if depth == 0:
+                return bytes(out), pos + 1
+        out.append(ch)
+        pos += 1
+
+
+def _objects(data: bytes) -> dict[int, tuple[bytes, bytes]]:
+    """Object number -> (dictionary text, decompressed stream or b"")."""
+    objects = {}
+    for match in re.finditer(rb"(\d+) 0 obj(.*?)endobj", data, re.S):
+        body = match.group(2)
+        head, stream = body, b""
+        found = re.search(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S)
+        if found:
+            head, stream = body[: found.start()], found.group(1)
+            if b"FlateDecode" in head:
+                stream = zlib.decompress(stream)
+        objects[int(match.group(1))] = (head, stream)
+    return objects
+
+
+def _unicode_maps(objects) -> dict[bytes, dict[int, str]]:
+    """Font resource name (b"F1") -> {glyph code: text}, from each font's ToUnicode CMap;
+    None for a core font (one byte per character, Latin-1)."""
+    maps = {}
+    for head, _stream in objects.values():
+        for name, ref in re.findall(rb"/(F\d+) (\d+) 0 R", head):
+            font_head = objects[int(ref)][0]
+            to_unicode = re.search(rb"/ToUnicode (\d+) 0 R", font_head)
+            if to_unicode is None:
+                maps[name] = None
+                continue
+            cmap = objects[int(to_unicode.group(1))][1]
+            table = {}
+            for code, text in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", cmap):
+                if len(code) == 4 and b"codespacerange" not in code:
+                    table[int(code, 16)] = bytes.fromhex(text.decode()).decode("utf-16-be")
+            maps[name] = table
+    return maps
+
+
 def pdf_text(data: bytes) -> str:
-    """All text drawn in an fpdf2 PDF (core fonts: literal strings in deflated streams)."""
-    chunks = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            chunks.append(zlib.decompress(stream))
-        except zlib.error:
-            chunks.append(stream)
-    body = b"\n".join(chunks).decode("latin-1")
-    drawn = re.findall(r"\((.*?)(?<!\\)\)\s*Tj", body)
-    return " ".join(re.sub(r"\\([()\\])", r"\1", text) for text in drawn)
+    """All text drawn in an fpdf2 PDF, whitespace-normalised: embedded Unicode (TrueType)
+    fonts are decoded through their ToUnicode maps, core fonts as Latin-1."""
+    objects = _objects(data)
+    maps = _unicode_maps(objects)
+    words = []
+    for head, stream in objects.values():
+        if b"BT" not in stream or b"/Type" in head:
+            continue
+        font, pos = None, 0
+        while pos < len(stream):
+            ch = stream[pos : pos + 1]
+            if ch == b"/":
+                tf = re.match(rb"/(F\d+) [\d.]+ Tf", stream[pos:])
+                if tf:
+                    font = maps.get(tf.group(1))
+                    pos += tf.end()
+                    continue
+            if ch == b"(":
+                raw, pos = _literal(stream, pos + 1)
+                if font is None:
+                    words.append(raw.decode("latin-1"))
+                else:
+                    codes = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+                    words.append("".join(font.get(c, "\ufffd") for c in codes))
+                continue
+            if ch == b"-" and re.match(rb"-\d{3,}", stream[pos:]):
+                words.append(" ")  # a justified line's word gap
+            if ch in (b"T",) and stream[pos : pos + 2] in (b"Tj", b"TJ"):
+                words.append(" ")
+            pos += 1
+    return " ".join("".join(words).split())

@@ -113,7 +113,7 @@ def test_the_persons_printable_copy_has_no_refused_attempts(client, person, cour
     assert "no consent" not in printed
     assert (
         AccessLog.objects.filter(
-            what=AccessLog.What.RELEASE, person=person, user=privacy_officer
+            what=AccessLog.What.ACCOUNTING, person=person, user=privacy_officer
         ).count()
         == 2
     )

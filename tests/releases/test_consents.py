@@ -3,7 +3,9 @@ signatures that are real, revocation (oral = hold, written = revoked), expiry ev
 logging and the printable copy."""
 
 import base64
+import re
 import struct
+import uuid
 import zlib
 from datetime import date, timedelta
 
@@ -171,6 +173,7 @@ def test_missing_element_through_the_page_shows_message_and_saves_nothing(
         "signed_by": "person",
         "signature_image": signature(),
         "signed_on": today(site).isoformat(),
+        "nonce": str(uuid.uuid4()),
     }  # no expiry
     response = client.post(reverse("releases:consent_new", args=[person.pk]), data)
     assert response.status_code == 400
@@ -459,6 +462,7 @@ def test_form_refuses_recipient_of_another_site_by_pk(
             "signed_by": "person",
             "signature_image": signature(),
             "signed_on": today(site).isoformat(),
+            "nonce": str(uuid.uuid4()),
         },
     )
     assert response.status_code == 400
@@ -467,7 +471,9 @@ def test_form_refuses_recipient_of_another_site_by_pk(
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_consent_signed_on_the_touchscreen_in_chromium(asgi_server, site, privacy_officer):
+def test_consent_signed_on_the_touchscreen_in_chromium(
+    asgi_server, consents_flushable, site, privacy_officer
+):
     """The signature pad's PNG (as Chromium encodes it) passes the server's checks."""
     import shutil
 
@@ -518,3 +524,76 @@ def test_consent_signed_on_the_touchscreen_in_chromium(asgi_server, site, privac
     consent = Consent.objects.get()
     assert consent.signature_image.startswith("data:image/png;base64,")
     assert consent.scope == [Scope.MEDICATIONS]
+
+
+# --- a double tap on "Record the signed consent" ---------------------------------------------
+
+
+def test_the_same_form_posted_twice_records_one_consent(
+    client, person, site, privacy_officer, provider
+):
+    client.force_login(privacy_officer)
+    page = client.get(reverse("releases:consent_new", args=[person.pk])).content.decode()
+    nonce = re.search(r'name="nonce" value="([0-9a-f-]{36})"', page).group(1)
+    data = {
+        "recipients": [provider.pk],
+        "purposes": "Confirm attendance",
+        "scope": [Scope.ATTENDANCE],
+        "revocation_statement": "You can revoke it.",
+        "expiry_event": "When my referral ends",
+        "signed_by": "person",
+        "signature_image": signature(),
+        "signed_on": today(site).isoformat(),
+        "nonce": nonce,
+    }
+    first = client.post(reverse("releases:consent_new", args=[person.pk]), data)
+    second = client.post(reverse("releases:consent_new", args=[person.pk]), data)
+    consent = Consent.objects.get()
+    assert first.status_code == second.status_code == 302
+    assert first.url == second.url == reverse("releases:consent", args=[consent.pk])
+    assert consent.nonce == uuid.UUID(nonce)
+    assert ConsentPurpose.objects.count() == 1
+
+
+def test_the_service_returns_the_first_consent_for_a_repeated_nonce(
+    person, site, privacy_officer, provider
+):
+    nonce = uuid.uuid4()
+    first = make_consent(person, site, privacy_officer, [provider], nonce=nonce)
+    again = make_consent(person, site, privacy_officer, [provider], nonce=nonce)
+    assert again == first
+    assert Consent.objects.count() == 1
+    other = make_consent(person, site, privacy_officer, [provider], nonce=uuid.uuid4())
+    assert other != first
+
+
+def test_a_nonce_used_for_someone_else_is_refused(person, site, privacy_officer, provider):
+    nonce = uuid.uuid4()
+    make_consent(person, site, privacy_officer, [provider], nonce=nonce)
+    someone_else = PersonFactory(site=site, name="Kim")
+    with pytest.raises(ReleaseError) as info:
+        make_consent(someone_else, site, privacy_officer, [provider], nonce=nonce)
+    assert info.value.code == "stale_form"
+    assert not Consent.objects.filter(person=someone_else).exists()
+
+
+def test_a_post_without_a_nonce_saves_nothing_and_offers_a_fresh_one(
+    client, person, site, privacy_officer, provider
+):
+    client.force_login(privacy_officer)
+    data = {
+        "recipients": [provider.pk],
+        "purposes": "Confirm attendance",
+        "scope": [Scope.ATTENDANCE],
+        "revocation_statement": "You can revoke it.",
+        "expiry_event": "When my referral ends",
+        "signed_by": "person",
+        "signature_image": signature(),
+        "signed_on": today(site).isoformat(),
+    }
+    response = client.post(reverse("releases:consent_new", args=[person.pk]), data)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This page was out of date" in body
+    assert re.search(r'name="nonce" value="[0-9a-f-]{36}"', body)
+    assert not Consent.objects.exists()

@@ -2,18 +2,21 @@
 its reason code. Default deny: anything missing, unknown or failing is a refusal."""
 
 import datetime as dt
+import inspect
 import zoneinfo
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from clinic import roles
-from clinic.models import Person
+from clinic.models import Membership, Person
 from releases import gate
 from releases.models import Category, DisclosureLog, Recipient, RecipientCategoryChange, Scope
+from releases.services import outgoing
 from tests.factories import SiteFactory, UserFactory, make_staff
+from tests.releases.clock import clock_at
 from tests.releases.factories import (
     approve,
     approve_twice,
@@ -236,12 +239,16 @@ def test_expiry_date_ends_at_the_end_of_the_local_day(tz_name):
     else:
         assert first_second.astimezone(dt.UTC).date() == dt.date(2026, 3, 10)
 
-    granted = decide(person, provider, at=last_second)
+    with clock_at(last_second):
+        granted = decide(person, provider)
     assert granted.granted, granted
-    assert_refused(decide(person, provider, at=first_second), "expired")
-    assert_refused(decide(person, provider, at=just_after_midnight), "expired")
-    # release_attempt decides at the moment it is given, and logs that moment.
-    assert_refused(attempt(person, provider, at=first_second), "expired")
+    with clock_at(first_second):
+        assert_refused(decide(person, provider), "expired")
+    with clock_at(just_after_midnight):
+        assert_refused(decide(person, provider), "expired")
+    # release_attempt decides at the moment it runs, and logs that moment.
+    with clock_at(first_second):
+        assert_refused(attempt(person, provider), "expired")
     assert DisclosureLog.objects.get().at == first_second
 
 
@@ -526,14 +533,13 @@ def test_superuser_gets_no_bypass(person, probation, provider):
     assert boss.has_perm("releases.manage_releases")
     # No consent: refused, whoever asks.
     assert_refused(attempt(person, provider, asked_by=boss), "no_consent")
-    # With a consent to probation, a superuser approving alone is one approval: held.
+    # With a consent to probation, a superuser's approval stored as the privacy officer's
+    # counts for nothing: they hold no role and do not work at the site.
     make_consent(person=person, recipients=[probation])
     request = make_request(person=person, recipient=probation, by=boss)
     approve(request, by=boss, as_privacy_officer=True)
     assert_refused(
-        attempt(person, probation, asked_by=boss, request=request),
-        "awaiting_approvals",
-        gate.HELD,
+        attempt(person, probation, asked_by=boss, request=request), "approver_not_at_site"
     )
 
 
@@ -559,9 +565,10 @@ def test_release_attempt_writes_exactly_one_row_with_everything(person, probatio
     request = make_request(person=person, recipient=probation, by=clinician)
     approve_twice(request, site=person.site)
     at = timezone.now().replace(microsecond=0)
-    decision = attempt(
-        person, probation, purpose="attendance", asked_by=clinician, request=request, at=at
-    )
+    with clock_at(at):
+        decision = attempt(
+            person, probation, purpose="attendance", asked_by=clinician, request=request
+        )
     assert decision.granted
     row = DisclosureLog.objects.get()
     assert row.at == at
@@ -711,3 +718,101 @@ def test_odd_scope_containers_grant_no_more_than_named(person, provider, scope):
 def test_non_text_scope_items_are_refused(person, provider, scope):
     make_consent(person=person, recipients=[provider], scope=Scope.values)
     assert not decide(person, provider, scope=scope).granted
+
+
+# --- approvals are re-checked at release time ----------------------------------------------------
+
+
+@pytest.fixture
+def approved_probation(person, probation):
+    """A consent to probation and a request approved by a privacy officer and a colleague."""
+    make_consent(person=person, recipients=[probation])
+    request = make_request(person=person, recipient=probation)
+    officer, colleague = approve_twice(request, site=person.site)
+    assert attempt(person, probation, request=request).granted
+    return request, officer, colleague
+
+
+def test_an_approver_whose_account_was_deactivated_no_longer_counts(person, approved_probation):
+    request, _officer, colleague = approved_probation
+    colleague.is_active = False
+    colleague.save(update_fields=["is_active"])
+    assert_refused(attempt(person, request.recipient, request=request), "approver_inactive")
+
+
+def test_an_approving_privacy_officer_whose_account_was_deactivated_no_longer_counts(
+    person, approved_probation
+):
+    request, officer, _colleague = approved_probation
+    officer.is_active = False
+    officer.save(update_fields=["is_active"])
+    assert_refused(attempt(person, request.recipient, request=request), "approver_inactive")
+
+
+def test_an_approver_who_left_the_site_no_longer_counts(person, approved_probation):
+    request, _officer, colleague = approved_probation
+    Membership.objects.filter(user=colleague, site=person.site).delete()
+    assert_refused(attempt(person, request.recipient, request=request), "approver_not_at_site")
+
+
+def test_an_approval_given_as_privacy_officer_needs_the_role_still(person, approved_probation):
+    request, officer, _colleague = approved_probation
+    officer.groups.clear()
+    officer.groups.add(Group.objects.get(name=roles.CLINICIAN))
+    decision = attempt(person, request.recipient, request=request)
+    assert_refused(decision, "approver_not_officer")
+    assert DisclosureLog.objects.order_by("-pk").first().reason == "approver_not_officer"
+
+
+def test_a_stored_privacy_officer_flag_alone_counts_for_nothing(person, probation):
+    # Someone who never held the role, recorded as the privacy officer (e.g. a bad import).
+    make_consent(person=person, recipients=[probation])
+    request = make_request(person=person, recipient=probation)
+    pretender = make_staff(site=person.site, roles=[roles.CLINICIAN])
+    colleague = make_staff(site=person.site, roles=[roles.CLINICIAN])
+    approve(request, by=pretender, as_privacy_officer=True)
+    approve(request, by=colleague, as_privacy_officer=False)
+    assert_refused(attempt(person, probation, request=request), "approver_not_officer")
+
+
+def test_a_stale_approval_does_not_matter_when_enough_current_ones_remain(
+    person, approved_probation
+):
+    request, _officer, colleague = approved_probation
+    third = make_staff(site=person.site, roles=[roles.CLINICIAN])
+    approve(request, by=third, as_privacy_officer=False)
+    colleague.is_active = False
+    colleague.save(update_fields=["is_active"])
+    assert attempt(person, request.recipient, request=request).granted
+
+
+# --- no caller can choose the time of a decision -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        gate.release_decide,
+        gate.release_attempt,
+        outgoing.release_request_create,
+        outgoing.release_approve,
+        outgoing.packet_generate,
+        outgoing.packet_hand_over,
+        outgoing.packet_open,
+        outgoing.emergency_release,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_no_decision_or_release_can_be_given_another_time(function):
+    parameters = inspect.signature(function).parameters
+    assert not {"at", "now", "when", "time"} & set(parameters), function.__name__
+
+
+def test_passing_a_time_to_the_gate_is_an_error(person, provider):
+    make_consent(person=person, recipients=[provider], expires_on=timezone.localdate())
+    yesterday = timezone.now() - dt.timedelta(days=1)
+    with pytest.raises(TypeError):
+        attempt(person, provider, at=yesterday)
+    with pytest.raises(TypeError):
+        decide(person, provider, at=yesterday)
+    assert not DisclosureLog.objects.exists()

@@ -5,6 +5,7 @@ test_revocation_after_packet_generated_voids_it_and_nothing_leaves.
 """
 
 import datetime as dt
+import hashlib
 
 import pytest
 from django.contrib.auth.models import Group
@@ -20,6 +21,7 @@ from releases.models import (
     Approval,
     Category,
     DisclosureLog,
+    EmergencyRelease,
     ReleasePacket,
     ReleaseRequest,
     Revocation,
@@ -28,6 +30,7 @@ from releases.models import (
 from releases.services import outgoing as services
 from tests.factories import UserFactory, make_staff
 from tests.helpers import PERSONAS, assert_login_redirect, messages_of
+from tests.releases.clock import clock_at
 from tests.releases.factories import (
     make_consent,
     make_recipient,
@@ -321,8 +324,8 @@ def test_expiry_event_after_preparation_voids_on_viewing(person, provider, clini
 def test_dated_consent_expiring_before_hand_over_voids_the_packet(approved, consent, clinician):
     packet = services.packet_generate(request=approved, by=clinician)
     later = timezone.now() + dt.timedelta(days=400)
-    with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician, now=later)
+    with pytest.raises(ReleaseError) as info, clock_at(later):
+        services.packet_hand_over(packet=packet, by=clinician)
     assert info.value.code == "expired"
 
 
@@ -385,11 +388,19 @@ def test_an_altered_packet_is_never_shown(approved, clinician):
 # --- medical emergency (§2.51) ------------------------------------------------------------------
 
 
-def emergency(person, recipient, by, reason="Unresponsive, brought to the ED", scope=None):
+def emergency(
+    person,
+    recipient,
+    by,
+    reason="Unresponsive, brought to the ED",
+    scope=None,
+    personnel_name="Dr. Ana Ruiz",
+):
     return services.emergency_release(
         site=person.site,
         person=person,
         recipient=recipient,
+        personnel_name=personnel_name,
         reason=reason,
         scope=scope or [Scope.MEDICATIONS],
         by=by,
@@ -411,7 +422,90 @@ def test_emergency_release_to_medical_personnel_is_logged_and_listed_for_review(
         "42 CFR 2.51",
     )
     assert "Unresponsive" in row.purpose
-    assert list(emergencies_to_review(site=person.site)) == [row]
+    assert list(emergencies_to_review(site=person.site)) == [result]
+
+
+def test_emergency_release_stores_what_was_sent_with_manifest_and_hash(person, provider, clinician):
+    """§2.51(c): who released it, when, to which medical personnel, the nature of the
+    emergency, and exactly what was sent (document, manifest, SHA-256), stored for good."""
+    result = emergency(person, provider, clinician, scope=[Scope.MEDICATIONS, Scope.ATTENDANCE])
+    stored = EmergencyRelease.objects.get()
+    assert stored == result
+    assert stored.log.decision == "granted"
+    assert (stored.person, stored.recipient, stored.released_by) == (person, provider, clinician)
+    assert stored.personnel_name == "Dr. Ana Ruiz"
+    assert stored.nature == "Unresponsive, brought to the ED"
+    assert stored.released_at == stored.log.at
+    assert stored.scope == sorted([Scope.MEDICATIONS, Scope.ATTENDANCE])
+    assert stored.sha256 == hashlib.sha256(stored.html.encode()).hexdigest()
+    types = {item["type"] for item in stored.manifest["items"]}
+    assert types == {"medication", "attendance"}
+    assert "Dr. Ana Ruiz" in stored.html and "Unresponsive, brought to the ED" in stored.html
+    for word in TOX_WORDS:
+        assert word not in stored.html
+    # Never changed afterwards: the database refuses it.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmergencyRelease.objects.filter(pk=stored.pk).update(html="<p>nothing</p>")
+
+
+def test_emergency_release_needs_the_receiving_medical_personnel_named(person, provider, clinician):
+    with pytest.raises(ReleaseError) as info:
+        emergency(person, provider, clinician, personnel_name="  ")
+    assert info.value.code == "emergency_personnel_missing"
+    (row,) = logs(path="emergency_release")
+    assert row.decision == "refused"
+    assert not EmergencyRelease.objects.exists()
+
+
+def test_refused_emergency_release_stores_nothing(person, court, clinician):
+    with pytest.raises(ReleaseError):
+        emergency(person, court, clinician)
+    assert not EmergencyRelease.objects.exists()
+
+
+def test_emergency_release_shows_in_accounting_and_review_pages(
+    client, person, provider, clinician, privacy_officer
+):
+    result = emergency(person, provider, clinician)
+    client.force_login(privacy_officer)
+    accounting = client.get(reverse("releases:accounting", args=[person.pk])).content.decode()
+    detail_url = reverse("releases:emergency_detail", args=[result.pk])
+    assert detail_url in accounting
+    assert "Dr. Ana Ruiz" in accounting
+    listing = client.get(reverse("releases:outgoing_list")).content.decode()
+    assert detail_url in listing
+    page = client.get(detail_url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert result.sha256 in body and "Dr. Ana Ruiz" in body and "Unresponsive" in body
+    assert "matches the stored document" in body
+    assert AccessLog.objects.filter(
+        what=AccessLog.What.EMERGENCY, object_id=str(result.pk), user=privacy_officer
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    ("persona", "expected"),
+    [
+        ("anonymous", "login"),
+        ("front_desk", 403),
+        ("clinician", 403),
+        ("director", 403),
+        ("privacy_officer", 200),
+        ("other_site_clinician", 403),
+    ],
+)
+def test_emergency_record_page_is_the_privacy_officers(
+    client, login, person, provider, clinician, persona, expected
+):
+    result = emergency(person, provider, clinician)
+    client.logout()
+    login(persona)
+    response = client.get(reverse("releases:emergency_detail", args=[result.pk]))
+    if expected == "login":
+        assert_login_redirect(response)
+    else:
+        assert response.status_code == expected
 
 
 def test_emergency_release_to_a_court_is_refused_and_logged(person, court, clinician):
@@ -455,7 +549,10 @@ def test_emergency_page_posting_a_court_is_refused_and_logged(client, person, co
     url = reverse("releases:outgoing_emergency", args=[person.pk])
     page = client.get(url).content.decode()
     assert "County Drug Court" not in page  # never offered
-    response = client.post(url, {"recipient": court.pk, "reason": "overdose", "scope": ["tox"]})
+    response = client.post(
+        url,
+        {"recipient": court.pk, "personnel_name": "Judge", "reason": "overdose", "scope": ["tox"]},
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert "never to a criminal-legal recipient" in body
@@ -590,7 +687,9 @@ def test_the_whole_flow_through_the_pages(
 
     client.post(reverse("releases:outgoing_generate", args=[request.pk]))
     packet = ReleasePacket.objects.get()
-    viewed = AccessLog.objects.filter(what=AccessLog.What.RELEASE, person=person)
+    viewed = AccessLog.objects.filter(
+        what=AccessLog.What.PACKET, person=person, object_id=str(packet.pk)
+    )
     seen_before = viewed.count()
     body = client.get(reverse("releases:packet_view", args=[packet.pk])).content.decode()
     assert "This record which has been disclosed to you" in body
@@ -621,3 +720,28 @@ def test_refused_packet_page_shows_the_reason_in_plain_words(client, person, pro
     response = client.post(reverse("releases:outgoing_generate", args=[request.pk]), follow=True)
     assert messages_of(response) == ["There is no consent from this person for this recipient."]
     assert not ReleasePacket.objects.exists()
+
+
+def test_access_log_tells_requests_packets_and_accounting_apart(
+    client, person, approved, clinician, privacy_officer
+):
+    request = approved
+    packet = services.packet_generate(request=request, by=clinician)
+    client.force_login(privacy_officer)
+    client.get(reverse("releases:outgoing_detail", args=[request.pk]))
+    client.get(reverse("releases:packet_view", args=[packet.pk]))
+    client.get(reverse("releases:accounting", args=[person.pk]))
+    kinds = list(
+        AccessLog.objects.filter(user=privacy_officer)
+        .order_by("pk")
+        .values_list("what", "object_id")
+    )
+    assert kinds == [
+        (AccessLog.What.RELEASE, str(request.pk)),
+        (AccessLog.What.PACKET, str(packet.pk)),
+        (AccessLog.What.ACCOUNTING, ""),
+    ]
+    # The privacy officer's access-log page names each kind.
+    log = client.get(reverse("visits:access_log")).content.decode()
+    for label in ("Release request", "Release packet", "Accounting of disclosures"):
+        assert label in log

@@ -149,7 +149,7 @@ def test_manifest_and_sha256_match_the_stored_packet(record, clinician):
 def test_every_packet_carries_the_notice_and_the_consents_scope(record, clinician):
     packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
     sent = everything_sent(packet)
-    assert REDISCLOSURE_NOTICE in packet.html
+    assert REDISCLOSURE_NOTICE.replace("\n", "<br>") in packet.html
     assert "protected by Federal confidentiality rules (42 CFR part 2)" in sent.split("\n")[-1]
     assert "It allows Riverside to disclose: Attendance and visit dates." in packet.html
     assert "To: County Drug Court, Coordinator B. Ruiz." in packet.html
@@ -187,3 +187,59 @@ def test_treatment_provider_packet_has_no_approval_step(record, clinician):
     )
     packet = services.packet_generate(request=request, by=clinician)
     assert [i["type"] for i in packet.manifest["items"]] == ["medication"]
+
+
+# --- the §2.32 notice, word for word -------------------------------------------------------------
+
+# 42 CFR §2.32(a)(1) "Statement 1" as revised in 2024 (89 FR 12472), from the eCFR, typed out
+# here independently of releases.packets so a drift in either is caught. Paragraphs (i)-(iii)
+# are the regulation's own.
+ECFR_2_32_A_1 = [
+    "This record which has been disclosed to you is protected by Federal confidentiality rules "
+    "(42 CFR part 2). These rules prohibit you from using or disclosing this record, or "
+    "testimony that describes the information contained in this record, in any civil, "
+    "criminal, administrative, or legislative proceedings by any Federal, State, or local "
+    "authority, against the patient, unless authorized by the consent of the patient, except "
+    "as provided at 42 CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR "
+    "2.64 or 2.65. In addition, the Federal rules prohibit you from making any other use or "
+    "disclosure of this record unless at least one of the following applies:",
+    "(i) Further use or disclosure is expressly permitted by the written consent of the "
+    "individual whose information is being disclosed in this record or as otherwise permitted "
+    "by 42 CFR part 2.",
+    "(ii) You are a covered entity or business associate and have received the record for "
+    "treatment, payment, or health care operations, or",
+    "(iii) You have received the record from a covered entity or business associate as "
+    "permitted by 45 CFR part 164, subparts A and E.",
+    "A general authorization for the release of medical or other information is NOT "
+    "sufficient to meet the required elements of written consent to further use or "
+    "redisclose the record (see 42 CFR 2.31).",
+]
+
+
+def test_the_redisclosure_notice_is_the_ecfr_statement_word_for_word():
+    assert REDISCLOSURE_NOTICE.split("\n") == ECFR_2_32_A_1
+
+
+def test_every_packet_carries_the_whole_notice_in_html_and_pdf(record, clinician):
+    packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
+    for paragraph in ECFR_2_32_A_1:
+        assert paragraph in packet.html
+    services.packet_open(packet=packet, by=clinician, path="packet_pdf")
+    pdf = pdf_text(services.packet_pdf_bytes(packet))
+    assert " ".join(" ".join(ECFR_2_32_A_1).split()) in pdf
+
+
+# --- names in any alphabet (the PDF font) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Zoë Nguyễn", "Łukasz Żółć", "Ольга Ş. Çelik", "Σοφία"])
+def test_pdf_draws_names_beyond_latin_1_as_written(site, clinician, name):
+    record = make_record(site=site, name=name)
+    packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
+    services.packet_open(packet=packet, by=clinician, path="packet_pdf")
+    data = services.packet_pdf_bytes(packet)
+    assert data.startswith(b"%PDF")
+    assert b"DejaVuSans" in data  # the bundled Unicode font is embedded
+    text = pdf_text(data)
+    assert f"About: {name}" in text
+    assert "?" not in text.split("About: ", 1)[1][: len(name)]

@@ -3,10 +3,11 @@
 import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from clinic import roles
 from releases.errors import ReleaseError
-from releases.models import Category, Recipient, RecipientCategoryChange
+from releases.models import Category, Recipient, RecipientCategoryChange, RecipientStatusChange
 from releases.services.registry import (
     recipient_add,
     recipient_deactivate,
@@ -174,12 +175,42 @@ def test_recategorise_needs_a_reason(court, privacy_officer):
 
 def test_deactivate_recipient(client, court, privacy_officer, site):
     client.force_login(privacy_officer)
-    response = client.post(reverse("releases:recipient_deactivate", args=[court.pk]))
+    response = client.post(
+        reverse("releases:recipient_deactivate", args=[court.pk]), {"reason": "Court closed"}
+    )
     assert response.status_code == 302
     court.refresh_from_db()
     assert not court.is_active
     with pytest.raises(ReleaseError):
-        recipient_deactivate(recipient=court, by=privacy_officer)
+        recipient_deactivate(recipient=court, by=privacy_officer, reason="again")
+
+
+def test_deactivation_is_stored_with_who_when_why_and_shown(client, court, privacy_officer):
+    before = timezone.now()
+    change = recipient_deactivate(recipient=court, by=privacy_officer, reason="Court merged")
+    stored = RecipientStatusChange.objects.get(recipient=court)
+    assert stored == change
+    assert (stored.is_active, stored.by, stored.reason) == (False, privacy_officer, "Court merged")
+    assert before <= stored.at <= timezone.now()
+    client.force_login(privacy_officer)
+    page = client.get(reverse("releases:recipient", args=[court.pk])).content.decode()
+    assert "Taken out of use" in page and "Court merged" in page
+    assert privacy_officer.get_username() in page
+
+
+def test_deactivation_needs_a_reason_and_changes_nothing_without_one(
+    client, court, privacy_officer
+):
+    with pytest.raises(ReleaseError) as info:
+        recipient_deactivate(recipient=court, by=privacy_officer, reason="  ")
+    assert info.value.code == "reason_required"
+    client.force_login(privacy_officer)
+    response = client.post(reverse("releases:recipient_deactivate", args=[court.pk]), {})
+    assert response.status_code == 400
+    assert "Please say why it goes out of use." in response.content.decode()
+    court.refresh_from_db()
+    assert court.is_active
+    assert not RecipientStatusChange.objects.exists()
 
 
 def test_home_shows_escalated_requests_first(client, site, privacy_officer):
