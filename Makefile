@@ -22,6 +22,7 @@ run: export DEBUG ?= 1
 run: install .demo-password
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --password "$$(cat .demo-password)"
+	$(BIN)/python manage.py generate_synthetic --people 300 --days 400 --member director --unless-present
 	@echo "Waiting-room display:"
 	@$(BIN)/python manage.py display_link
 	@echo "Open http://127.0.0.1:8000 and sign in with a demo login above."

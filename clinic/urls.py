@@ -13,5 +13,6 @@ urlpatterns = [
     path("queue/", include("queues.urls")),
     path("", include("visits.urls")),
     path("privacy/", include("releases.urls")),
+    path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]
