@@ -98,7 +98,16 @@ class Arrival(models.Model):
         ]
         indexes = [
             models.Index(fields=["site", "state", "urgent", "arrived_at"]),
-            models.Index(fields=["site", "day"]),
+            # (site, day) with what the reports count of an arrival (reports/measures.py,
+            # rt_pa): the period's counts come from the index alone.
+            models.Index(
+                fields=["site", "day", "state", "person", "appointment_at"],
+                name="arrival_site_day_report_idx",
+            ),
+            # The reports' arrival-to-visit waits (rt_w) read these by id.
+            models.Index(
+                fields=["id", "arrived_at", "import_key"], name="arrival_id_wait_report_idx"
+            ),
         ]
 
     def __str__(self) -> str:

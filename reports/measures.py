@@ -11,13 +11,15 @@ end) and runs every measure over them with CTEs and window functions:
     rt_pa    arrival counts per site and day in the period (M17, M18)
     rt_w     arrival-to-visit milliseconds for people's visits in the period (M16)
     rt_v     one row per person and day with a completed visit in the period: visits, more
-             than one staff member?, the previous such day
+             than one staff member?, the previous such day, the person's first in the period
     rt_hist  per person, the last completed visit before the period (M2 look-back, M9, M10)
     rt_pp    per person seen in the period: first and last visit in it, last one before it
     rt_med   medication events at the period's visits (M2, M3)
     rt_cov   runs of medication coverage per person from all history up to the period end,
              supplies stacked (POD rule)
     rt_st    treatment starts in the period (M4, M5)
+    rt_svc   services delivered at the period's visits, counted per service, site and
+             person (M13, M14, by_service)
 
 `shared()` keeps the tables between calls, so a page that shows several of these functions
 for one period builds them once (and reads one snapshot on PostgreSQL).
@@ -152,6 +154,7 @@ def _all(cursor, sql: str) -> list[tuple]:
 
 
 TEMP_TABLES = (
+    "rt_svc",
     "rt_st",
     "rt_pp",
     "rt_cov",
@@ -190,7 +193,7 @@ def _built(name: str) -> bool:
 
 # Only aggregated or scanned once: the row count PostgreSQL takes from the table's size is
 # all the planner needs there.
-NOT_ANALYSED = ("rt_pa", "rt_w", "rt_st")
+NOT_ANALYSED = ("rt_pa", "rt_w", "rt_st", "rt_svc")
 
 
 def _create(cursor, name: str, select: str, index: str | None = None) -> None:
@@ -212,8 +215,10 @@ def _create(cursor, name: str, select: str, index: str | None = None) -> None:
 @contextmanager
 def _settings():
     """On PostgreSQL, one transaction with settings for this work (SET LOCAL ends with it):
-    JIT compilation costs more than it saves on queries this size, and the sorts and hashes
-    of a year's visits fit in 64 MB instead of spilling to disk."""
+    JIT compilation costs more than it saves on queries this size, the sorts and hashes of a
+    year's visits fit in 64 MB instead of spilling to disk, and the temporary tables are
+    analysed from a small sample (their joins need row counts and rough distributions only,
+    and the full sample takes about 0.3 s more over the dashboard's tables)."""
     if not _sql.is_postgres():
         with connection.cursor() as cursor:
             yield cursor
@@ -221,6 +226,7 @@ def _settings():
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL default_statistics_target = 10")
         yield cursor
 
 
@@ -268,6 +274,24 @@ def shared():
         _drop(cursor)
 
 
+def _pv_ranges(cursor) -> tuple:
+    """The ids of rt_pv's visits (lowest, highest) and of the arrivals of its people's visits,
+    from one scan (kept inside `shared()`)."""
+    if _shared.active and "pv_ranges" in _shared.values:
+        return _shared.values["pv_ranges"]
+    ranges = _one(
+        cursor,
+        """
+        SELECT MIN(id), MAX(id), MIN(CASE WHEN p IS NOT NULL THEN arr END),
+               MAX(CASE WHEN p IS NOT NULL THEN arr END)
+        FROM rt_pv
+        """,
+    )
+    if _shared.active:
+        _shared.values["pv_ranges"] = ranges
+    return ranges
+
+
 def _make_period_tables(cursor, period: Period, ids, *, waits: bool = True) -> None:
     """rt_pv (completed visits in the period); with `waits`, rt_pa (arrival counts per site
     and day) and rt_w (milliseconds from arrival to the start of people's visits that came
@@ -297,7 +321,7 @@ def _make_period_tables(cursor, period: Period, ids, *, waits: bool = True) -> N
     )
     if _built("rt_w"):
         return
-    lo, hi = _one(cursor, "SELECT MIN(arr), MAX(arr) FROM rt_pv WHERE p IS NOT NULL")
+    lo, hi = _pv_ranges(cursor)[2:]
     # The id range is implied by the join; stated, it lets the planner read only the part of
     # the arrivals the period's visits can point to.
     in_range = "1 = 0" if lo is None else f"a.id BETWEEN {int(lo)} AND {int(hi)}"
@@ -313,27 +337,6 @@ def _make_period_tables(cursor, period: Period, ids, *, waits: bool = True) -> N
         WHERE v.p IS NOT NULL AND {in_range}
         """,
     )
-
-
-def _services_in_period(cursor) -> tuple[str, bool]:
-    """A condition on `vs.visit_id` that holds for visits_visit_services rows of the period's
-    visits (joined with rt_pv) and lets the planner read only that part of the (visit,
-    service) index; and whether it alone is exact (every visit in the id range is in rt_pv:
-    ids usually follow time, and with every site in scope the join can be skipped)."""
-    if _shared.active and "service_range" in _shared.values:
-        return _shared.values["service_range"]
-    lo, hi, n = _one(cursor, "SELECT MIN(id), MAX(id), COUNT(*) FROM rt_pv")
-    if lo is None:
-        result = ("1 = 0", True)
-    else:
-        in_range = f"vs.visit_id BETWEEN {int(lo)} AND {int(hi)}"
-        everyone = _one(
-            cursor, f"SELECT COUNT(*) FROM visits_visit WHERE id BETWEEN {int(lo)} AND {int(hi)}"
-        )[0]
-        result = (in_range, everyone == n)
-    if _shared.active:
-        _shared.values["service_range"] = result
-    return result
 
 
 def _make_cov(cursor, ids, end: date) -> None:
@@ -398,9 +401,9 @@ def _make_starts(cursor, period: Period) -> None:
 
 def _make_person_tables(cursor, period: Period, ids) -> None:
     """rt_v (person-days with a completed visit in the period, from rt_pv: visits that day,
-    whether more than one staff member saw them, the previous such day), rt_hist (each
-    person's last completed visit before the period) and rt_pp (per person seen in the
-    period: first and last visit in it, and `b`, the last one before it)."""
+    whether more than one staff member saw them, the previous such day and the first, `f`),
+    rt_hist (each person's last completed visit before the period) and rt_pp (per person
+    seen in the period: first and last visit in it, and `b`, the last one before it)."""
     if _sql.is_postgres() and not _built("rt_v"):
         # Sorting once by (p, d) serves both the grouping and the LAG window; hashing first
         # would mean a second sort.
@@ -409,7 +412,9 @@ def _make_person_tables(cursor, period: Period, ids) -> None:
         cursor,
         "rt_v",
         """
-        SELECT p, d, n, multi, LAG(d) OVER (PARTITION BY p ORDER BY d) AS prev FROM (
+        SELECT p, d, n, multi, LAG(d) OVER (PARTITION BY p ORDER BY d) AS prev,
+               FIRST_VALUE(d) OVER (PARTITION BY p ORDER BY d) AS f
+        FROM (
             SELECT p, d, COUNT(*) AS n,
                    CASE WHEN MIN(staff) <> MAX(staff) THEN 1 ELSE 0 END AS multi
             FROM rt_pv WHERE p IS NOT NULL
@@ -461,6 +466,9 @@ def _make_person_tables(cursor, period: Period, ids) -> None:
 def _m2_m3(cursor, period: Period) -> tuple[dict, dict]:
     e = _sql.day_number(period.end)
     episode = f"(b IS NULL OR b < f - {IET_LOOKBACK})"
+    # An episode starts on the person's first visit day in the period (e = rt_v's f) and
+    # initiation falls on e ... e + 13: the conditions on v.f below follow from the joins and
+    # let the planner drop most of rt_v before joining.
     row = _one(
         cursor,
         f"""
@@ -472,14 +480,17 @@ def _m2_m3(cursor, period: Period) -> tuple[dict, dict]:
             UNION ALL
             SELECT ep.p, v.d FROM ep
             JOIN rt_v v ON v.p = ep.p AND v.d >= ep.e + 1 AND v.d <= ep.e + {IET_INITIATION}
+            WHERE v.d > v.f AND v.d <= v.f + {IET_INITIATION}
             UNION ALL
             SELECT ep.p, v.d FROM ep
             JOIN rt_v v ON v.p = ep.p AND v.d = ep.e AND v.multi = 1
+            WHERE v.d = v.f
         ), ini AS (
             SELECT p, MIN(i) AS i FROM cand GROUP BY p
         ), ev AS (
             SELECT ini.p, v.n AS k FROM ini
             JOIN rt_v v ON v.p = ini.p AND v.d >= ini.i + 1 AND v.d <= ini.i + {IET_ENGAGEMENT}
+            WHERE v.d > v.f AND v.d <= v.f + {IET_EVALUABLE}
             UNION ALL
             SELECT ini.p, 1 FROM ini
             JOIN rt_med m ON m.p = ini.p AND m.t >= ini.i + 1 AND m.t <= ini.i + {IET_ENGAGEMENT}
@@ -498,7 +509,10 @@ def _m2_m3(cursor, period: Period) -> tuple[dict, dict]:
 
 
 def _starts_summary(cursor, period: Period) -> tuple:
-    """Per treatment start: continuity broken?, on hand at day 30/90/180, days covered."""
+    """Per treatment start: continuity broken?, on hand at day 30/90/180, days covered;
+    summed. Kept inside `shared()` (measures() and retention_curve() both need it)."""
+    if _shared.active and "starts_summary" in _shared.values:
+        return _shared.values["starts_summary"]
     e = _sql.day_number(period.end)
     last = POD_DAYS - 1  # t+179, the last day of the POD window
     on_hand = ", ".join(
@@ -535,9 +549,12 @@ def _starts_summary(cursor, period: Period) -> tuple:
             f"SUM(CASE WHEN t <= {e - k} THEN d{k} ELSE 0 END)",
             f"SUM(CASE WHEN t <= {e - k} THEN 0 ELSE 1 END)",
         ]
-    return tuple(
+    summary = tuple(
         int(x or 0) for x in _one(cursor, f"SELECT {', '.join(cols)} FROM ({per_start}) AS s")
     )
+    if _shared.active:
+        _shared.values["starts_summary"] = summary
+    return summary
 
 
 def _m4_m5(summary: tuple) -> tuple[dict, dict, list[dict]]:
@@ -574,16 +591,13 @@ def _m6(cursor, period: Period) -> dict:
 def _m7(cursor, period: Period) -> dict:
     # First half: the first period.days // 2 days; second half: the rest (the middle day of
     # an odd-length period belongs to the second half).
-    s, e = _sql.day_number(period.start), _sql.day_number(period.end)
-    mid = s + period.days // 2
+    # rt_pp has each person's first (f) and last (l) visit day in the period.
+    mid = _sql.day_number(period.start) + period.days // 2
     den, num = _one(
         cursor,
         f"""
-        SELECT COUNT(*), SUM(later) FROM (
-            SELECT p, MAX(CASE WHEN d >= {mid} THEN 1 ELSE 0 END) AS later
-            FROM rt_v WHERE d >= {s} AND d <= {e}
-            GROUP BY p HAVING MIN(d) < {mid}
-        ) AS x
+        SELECT COUNT(*), SUM(CASE WHEN l >= {mid} THEN 1 ELSE 0 END)
+        FROM rt_pp WHERE f < {mid}
         """,
     )
     return {**_ratio(num, den), "not_evaluable": 0}
@@ -598,10 +612,12 @@ def _m8(cursor, period: Period) -> dict:
         f"""
         WITH pb AS (SELECT p, f, ({e} - f + 1) / {BLOCK_DAYS} AS nb FROM rt_pp),
         hits AS (
-            SELECT pb.p, pb.nb, COUNT(DISTINCT (v.d - pb.f) / {BLOCK_DAYS}) AS h
-            FROM pb JOIN rt_v v ON v.p = pb.p AND v.d >= pb.f AND v.d < pb.f + pb.nb * {BLOCK_DAYS}
-            WHERE pb.nb > 0
-            GROUP BY pb.p, pb.nb
+            SELECT p, nb, COUNT(*) AS h FROM (
+                SELECT p, ({e} - f + 1) / {BLOCK_DAYS} AS nb, (d - f) / {BLOCK_DAYS} AS blk
+                FROM rt_v WHERE d < f + ({e} - f + 1) / {BLOCK_DAYS} * {BLOCK_DAYS}
+                GROUP BY p, f, (d - f) / {BLOCK_DAYS}
+            ) AS blocks
+            GROUP BY p, nb
         )
         SELECT (SELECT COUNT(*) FROM hits), (SELECT SUM(h * 1.0 / nb) FROM hits),
                (SELECT COUNT(*) FROM pb WHERE nb = 0)
@@ -645,6 +661,7 @@ def _m9(cursor) -> dict:
 
 
 def _m10(cursor, period: Period) -> dict:
+    # The last visit in the period is rt_pp's l (the latest day in rt_v).
     e = _sql.day_number(period.end)
     count = _one(
         cursor,
@@ -652,7 +669,7 @@ def _m10(cursor, period: Period) -> dict:
         SELECT COUNT(*) FROM (
             SELECT p, MAX(x) AS x FROM (
                 SELECT p, last_pre AS x FROM rt_hist
-                UNION ALL SELECT p, d FROM rt_v
+                UNION ALL SELECT p, l FROM rt_pp
                 UNION ALL SELECT p, ce FROM rt_cov
             ) AS u GROUP BY p
         ) AS z WHERE {e} - x >= {INTERRUPTION_DAYS}
@@ -661,22 +678,42 @@ def _m10(cursor, period: Period) -> dict:
     return {"count": int(count or 0), "not_evaluable": 0}
 
 
+def _make_services(cursor) -> None:
+    """rt_svc: visits_visit_services rows of the period's visits, counted per (service, site
+    of the visit, person); one join of the (large) services table serves M13, M14 and
+    by_service, and the counting groups integers only. The counts are INTEGER so that their
+    sums are bigint, not numeric, on PostgreSQL (much faster to add up)."""
+    if _built("rt_svc"):
+        return
+    lo, hi = _pv_ranges(cursor)[:2]
+    # The id range is implied by the join; stated, it lets the planner read only that part of
+    # the (visit, service) index.
+    in_range = "1 = 0" if lo is None else f"vs.visit_id BETWEEN {int(lo)} AND {int(hi)}"
+    _create(
+        cursor,
+        "rt_svc",
+        f"""
+        SELECT vs.service_id AS sv, v.s, v.p, CAST(COUNT(*) AS INTEGER) AS n
+        FROM visits_visit_services vs JOIN rt_pv v ON v.id = vs.visit_id
+        WHERE {in_range}
+        GROUP BY vs.service_id, v.s, v.p
+        """,
+    )
+
+
 def _visit_totals(cursor) -> dict:
     visits, named = _one(cursor, "SELECT COUNT(*), COUNT(p) FROM rt_pv")
-    in_range, exact = _services_in_period(cursor)
+    _make_services(cursor)
     kits, kit_people = _one(
         cursor,
         f"""
-        SELECT COUNT(*), COUNT(DISTINCT v.p) FROM visits_visit_services vs
-        JOIN clinic_service s ON s.id = vs.service_id
-        JOIN rt_pv v ON v.id = vs.visit_id
-        WHERE {in_range} AND s.code = '{NALOXONE_CODE}' AND s.site_id = v.s
+        SELECT SUM(x.n), COUNT(DISTINCT x.p) FROM rt_svc x
+        JOIN clinic_service s ON s.id = x.sv
+        WHERE s.code = '{NALOXONE_CODE}' AND s.site_id = x.s AND x.p IS NOT NULL
         """,
     )
-    join = "" if exact else "JOIN rt_pv v ON v.id = vs.visit_id"
-    deliveries = _one(
-        cursor, f"SELECT COUNT(*) FROM visits_visit_services vs {join} WHERE {in_range}"
-    )[0]
+    # METRICS.md: an anonymous contact counts in M12 and M17 only, so not in M13 or M14.
+    deliveries = _one(cursor, "SELECT SUM(n) FROM rt_svc WHERE p IS NOT NULL")[0]
     return {
         "visits": int(visits),
         "named": int(named),
@@ -797,9 +834,9 @@ def measures(period: Period, site_ids: Sequence[int]) -> dict[str, dict]:
                 "not_evaluable": 0,
             },
             "M14": {
-                "value": _rate(totals["deliveries"], totals["visits"]),
+                "value": _rate(totals["deliveries"], totals["named"]),
                 "numerator": totals["deliveries"],
-                "denominator": totals["visits"],
+                "denominator": totals["named"],
                 "not_evaluable": 0,
             },
             "M16": _m16(cursor),
@@ -912,17 +949,14 @@ def by_service(period: Period, site_ids: Sequence[int]) -> list[dict]:
     ids = _ids(site_ids)
     with _session(("period", period, ids)) as cursor:
         _make_period_tables(cursor, period, ids, waits=False)
-        in_range, _exact = _services_in_period(cursor)
+        _make_services(cursor)
         rows = _all(
             cursor,
-            f"""
+            """
             SELECT name, MAX(code), SUM(n), COUNT(p) FROM (
-                SELECT s.name, MAX(s.code) AS code, v.p, COUNT(*) AS n
-                FROM visits_visit_services vs
-                JOIN rt_pv v ON v.id = vs.visit_id
-                JOIN clinic_service s ON s.id = vs.service_id
-                WHERE {in_range}
-                GROUP BY s.name, v.p
+                SELECT s.name, MAX(s.code) AS code, x.p, SUM(x.n) AS n
+                FROM rt_svc x JOIN clinic_service s ON s.id = x.sv
+                GROUP BY s.name, x.p
             ) AS per_person
             GROUP BY name
             ORDER BY SUM(n) DESC, name

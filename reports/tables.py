@@ -329,7 +329,10 @@ MEASURES: tuple[Measure, ...] = (
     Measure(
         "M13",
         _("Naloxone"),
-        _("Naloxone kits given at visits, and the share of people seen who were given one."),
+        _(
+            "Naloxone kits given at visits with a known person, and the share of people seen "
+            "who were given one. Kits handed out anonymously count as contacts (M12)."
+        ),
         _("Reach of a life-saving service, not a judgement of anyone."),
         _("SHaRP syringe services program indicator #11."),
         HARM_REDUCTION,
@@ -344,14 +347,17 @@ MEASURES: tuple[Measure, ...] = (
     Measure(
         "M14",
         _("Services per visit"),
-        _("The average number of different services delivered at a completed visit."),
+        _(
+            "The average number of different services delivered at a completed visit with a "
+            "known person (anonymous contacts count in M12)."
+        ),
         _("How much each visit offered."),
         _("Threshold METRICS.md M14 (harm-reduction services)."),
         HARM_REDUCTION,
         (
             ("value", _("services per visit"), "number2"),
             ("numerator", _("services delivered"), "count"),
-            ("denominator", _("completed visits"), "count"),
+            ("denominator", _("completed visits with a known person"), "count"),
             NOT_EVALUABLE,
         ),
     ),

@@ -61,7 +61,12 @@ class Visit(models.Model):
         ]
         indexes = [
             models.Index(fields=["site", "started_at"]),
-            models.Index(fields=["site", "day"], name="visits_visi_site_id_day_idx"),
+            # The key columns after (site, day) are what the reports read of a visit
+            # (reports/measures.py): the period's visits come from the index alone.
+            models.Index(
+                fields=["site", "day", "person", "opened_by", "arrival", "started_at"],
+                name="visit_site_day_report_idx",
+            ),
             models.Index(fields=["person", "day"], name="visits_visi_person_day_idx"),
         ]
 

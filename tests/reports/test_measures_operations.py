@@ -38,16 +38,20 @@ def test_naloxone_kits_and_services_per_visit(build, site, other_site):
     build.visit(build.person(site=other_site), D(5), site=other_site, services=["naloxone"])
     build.visit(b, D(100), services=["naloxone"])
     result = run([site], 0, 99)
-    # Kits: A 2 + anonymous 1 = 3. People given naloxone: A = 1 of 3 people (A, B, C).
+    # An anonymous contact counts in M12 and M17 only (METRICS.md), so not here.
+    # Kits: A 2 = 2. People given naloxone: A = 1 of 3 people (A, B, C).
     assert result["M13"] == {
-        "count": 3,
+        "count": 2,
         "numerator": 1,
         "denominator": 3,
         "rate": 0.3333,
         "not_evaluable": 0,
     }
-    # Services: 2 + 1 + 0 + 3 + 1 = 7 over 5 visits = 1.4.
-    assert result["M14"] == {"value": 1.4, "numerator": 7, "denominator": 5, "not_evaluable": 0}
+    # Services: 2 + 1 + 0 + 3 = 6 over 4 named visits = 1.5.
+    assert result["M14"] == {"value": 1.5, "numerator": 6, "denominator": 4, "not_evaluable": 0}
+    # The anonymous naloxone contact is still a contact.
+    assert result["M12"]["count"] == 5
+    assert result["M12"]["anonymous"] == 1
 
 
 def test_wait_median_and_90th_percentile(build, site):

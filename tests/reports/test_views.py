@@ -105,8 +105,8 @@ def test_numbers_on_screen_are_the_engines_and_the_hand_worked_ones(client, clin
     assert shown["M16"]["headline"] == "25"
     assert shown["M16"]["p90_minutes"] == "37"
     assert shown["M16"]["denominator"] == "4"
-    # M13: one kit, to the anonymous contact: no person was given naloxone.
-    assert shown["M13"]["headline"] == "1"
+    # M13: the only kit went to the anonymous contact, which counts in M12 and M17 only.
+    assert shown["M13"]["headline"] == "0"
     assert shown["M13"]["numerator"] == "0"
     assert shown["M13"]["denominator"] == "7"
 
@@ -348,7 +348,7 @@ def test_summary_csv_hides_small_counts_and_what_they_give_away(client, clinic, 
     assert value[("M12", "count")] == "10"
     assert value[("M12", "people")] == "7"
     assert value[("M12", "anonymous")] == "<5"  # 1 anonymous contact
-    assert value[("M13", "count")] == "<5"  # 1 kit
+    assert value[("M13", "count")] == "0"  # the one kit was anonymous: zero is not suppressed
     assert value[("M13", "denominator")] == "7"
     # M17: 2 of 6 left: the 2 is "<5" and the 33% that would give it away is withheld.
     assert value[("M17", "numerator")] == "<5"
@@ -370,7 +370,8 @@ def test_site_and_service_csvs(client, clinic, director):
     assert sites[1][:3] == ["Riverside", "10", "7"]
     services = read_csv(client.get(export_url("services"), PERIOD))
     assert services[0] == ["Service", "Completed visits", "People"]
-    # One naloxone kit, to the anonymous contact: 1 visit, 0 people.
+    # One naloxone kit, to the anonymous contact: the per-service table counts contacts (as
+    # M12 does), so 1 visit, 0 people.
     assert services[1] == ["Naloxone", "<5", "0"]
 
 
