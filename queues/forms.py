@@ -3,29 +3,13 @@ import uuid
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from clinic.forms import NonceField
 from clinic.models import Person, Room, Service
 from queues import services
 
 STALE_PAGE = _("This page was out of date. Please check the details and try again.")
 UNKNOWN_PERSON = _("That person is not known at this site.")
 UNKNOWN_SERVICE = _("Please pick a service this site offers.")
-
-
-class NonceField(forms.UUIDField):
-    """The check-in's nonce. A page shown again after a missing or broken one gets a new one."""
-
-    widget = forms.HiddenInput
-    fresh = None  # set on the form's own copy of the field
-
-    def bound_data(self, data, initial):
-        try:
-            value = self.to_python(data)
-        except forms.ValidationError:
-            value = None
-        if value is None:
-            self.fresh = self.fresh or uuid.uuid4()
-            value = self.fresh
-        return value
 
 
 def _move_hidden_errors_to_top(form: forms.Form, names: tuple[str, ...]) -> None:

@@ -10,6 +10,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.forms import NonceField
 from releases.models import (
     CRIMINAL_LEGAL,
     Category,
@@ -89,23 +90,6 @@ class RecategoriseForm(ServiceErrorsMixin, forms.Form):
 
 
 STALE_PAGE = _("This page was out of date. Please check the details and record again.")
-
-
-class NonceField(forms.UUIDField):
-    """The form's nonce. A page shown again after a missing or broken one gets a new one."""
-
-    widget = forms.HiddenInput
-    fresh = None  # set on the form's own copy of the field
-
-    def bound_data(self, data, initial):
-        try:
-            value = self.to_python(data)
-        except forms.ValidationError:
-            value = None
-        if value is None:
-            self.fresh = self.fresh or uuid.uuid4()
-            value = self.fresh
-        return value
 
 
 class DeactivateForm(ServiceErrorsMixin, forms.Form):
