@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
+from queues.models import Arrival
+from visits.models import MedicationEvent, Visit, VisitParticipant
+
 # Columns of the tables both loaders fill, in the order their rows list them.
 PERSON_COLUMNS = (
     "id",
@@ -210,3 +213,17 @@ class BulkWriter:
                     cursor.execute(
                         "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, next_id - 1]
                     )
+
+    def write_with_ids(self, model, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Rows without their id (the first column): ids are taken here."""
+        ids = self.ids(model, len(rows))
+        self.write(model, columns, [(pk, *row) for pk, row in zip(ids, rows, strict=True)])
+
+    def write_visits(self, *, arrivals, visits, participants, delivered, medications) -> None:
+        """One batch of arrivals and their visits (both with ids), and the visits' participants,
+        services delivered and medication events (without ids), in the order keys need."""
+        self.write(Arrival, ARRIVAL_COLUMNS, arrivals)
+        self.write(Visit, VISIT_COLUMNS, visits)
+        self.write_with_ids(VisitParticipant, PARTICIPANT_COLUMNS, participants)
+        self.write_with_ids(Visit.services.through, SERVICE_COLUMNS, delivered)
+        self.write_with_ids(MedicationEvent, MEDICATION_COLUMNS, medications)

@@ -36,12 +36,7 @@ from django.utils.text import slugify
 from clinic.models import Discipline, Membership, Person, Service, Site
 from queues.models import Arrival, State
 from reports._bulk import (
-    ARRIVAL_COLUMNS,
-    MEDICATION_COLUMNS,
-    PARTICIPANT_COLUMNS,
     PERSON_COLUMNS,
-    SERVICE_COLUMNS,
-    VISIT_COLUMNS,
     BulkWriter,
     utc_text,
 )
@@ -445,15 +440,13 @@ def _write(site: Site, new: list[tuple[Row, str]], result: ImportResult) -> None
                         user_id, at,
                     )
                 )  # fmt: skip
-        writer.write(Arrival, ARRIVAL_COLUMNS, arrivals)
-        writer.write(Visit, VISIT_COLUMNS, visits)
-        for model, columns, rows in (
-            (VisitParticipant, PARTICIPANT_COLUMNS, participants),
-            (Visit.services.through, SERVICE_COLUMNS, delivered),
-            (MedicationEvent, MEDICATION_COLUMNS, medications),
-        ):
-            ids = writer.ids(model, len(rows))
-            writer.write(model, columns, [(pk, *r) for pk, r in zip(ids, rows, strict=True)])
+        writer.write_visits(
+            arrivals=arrivals,
+            visits=visits,
+            participants=participants,
+            delivered=delivered,
+            medications=medications,
+        )
         result.services_delivered += len(delivered)
         result.medication_events += len(medications)
     writer.finish()

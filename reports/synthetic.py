@@ -47,12 +47,7 @@ from django.utils import timezone
 from clinic.models import Discipline, Membership, Person, Room, Service, Shift, Site
 from queues.models import Arrival, ArrivalEvent, State, TicketCounter
 from reports._bulk import (
-    ARRIVAL_COLUMNS,
-    MEDICATION_COLUMNS,
-    PARTICIPANT_COLUMNS,
     PERSON_COLUMNS,
-    SERVICE_COLUMNS,
-    VISIT_COLUMNS,
     BulkWriter,
 )
 from visits.models import Appointment, Medication, MedicationEvent, Visit, VisitParticipant
@@ -724,15 +719,13 @@ def _write_contacts(writer, rng, specs, contacts, person_ids, on_shift, start) -
                 )  # fmt: skip
             delivered.extend((visit_id, spec.services[code]) for code in sorted(codes))
 
-        writer.write(Arrival, ARRIVAL_COLUMNS, arrivals)
-        writer.write(Visit, VISIT_COLUMNS, visits)
-        for model, columns, rows in (
-            (VisitParticipant, PARTICIPANT_COLUMNS, participants),
-            (Visit.services.through, SERVICE_COLUMNS, delivered),
-            (MedicationEvent, MEDICATION_COLUMNS, medications),
-        ):
-            ids = writer.ids(model, len(rows))
-            writer.write(model, columns, [(pk, *row) for pk, row in zip(ids, rows, strict=True)])
+        writer.write_visits(
+            arrivals=arrivals,
+            visits=visits,
+            participants=participants,
+            delivered=delivered,
+            medications=medications,
+        )
 
     # The live check-in counts on from here, should the history reach today.
     counters = sorted(tickets.items())
