@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from reports import summaries
 from reports.importing import ImportRefused, import_site, visits_import
 
 
@@ -64,3 +65,8 @@ class Command(BaseCommand):
             )
             for username in result.created_staff_usernames:
                 self.stdout.write(f"    {username}")
+            started = time.monotonic()
+            summaries.refresh()
+            self.stdout.write(
+                f"  report summaries brought up to date ({time.monotonic() - started:.1f} s)"
+            )
