@@ -2,31 +2,30 @@
 
 One code path serves the dashboard, the CSV export and the `metrics` command. Each public
 function works on a period (local dates, both ends included) and a set of sites, and reads
-only rows dated on or before the period end.
+only what happened on or before the period end.
 
-How it works: a call materialises a few temporary tables (per connection, dropped at the
-end) and runs every measure over them with CTEs and window functions:
+How it works: the measures read the summaries of reports/summaries.py (per person and day:
+visits, medication events, the previous and next visit day; runs of medication coverage;
+services; waits; per site and day: arrivals by outcome), which are brought up to date first
+(`summaries.refresh()`), and compute every measure over them with CTEs and window
+functions. One small temporary table is built per period:
 
-    rt_pv    completed visits in the period (site, person, day, staff, arrival, start)
-    rt_pa    arrival counts per site and day in the period (M17, M18)
-    rt_w     arrival-to-visit milliseconds for people's visits in the period (M16)
-    rt_v     one row per person and day with a completed visit in the period: visits, more
-             than one staff member?, the previous such day, the person's first in the period
-    rt_hist  per person, the last completed visit before the period (M2 look-back, M9, M10)
-    rt_pp    per person seen in the period: first and last visit in it, last one before it
-    rt_med   medication events at the period's visits (M2, M3)
-    rt_cov   runs of medication coverage per person from all history up to the period end,
-             supplies stacked (POD rule)
-    rt_st    treatment starts in the period (M4, M5)
-    rt_svc   services delivered at the period's visits, counted per service, site and
-             person (M13, M14, by_service)
+    rt_pp    per person seen in the period: first (f) and last (l) completed visit day in it,
+             and the last one before it (b)
+    rt_svc   services delivered in the period per service and site: deliveries, deliveries
+             to people, and people (M13, M14, by_service)
 
-`shared()` keeps the tables between calls, so a page that shows several of these functions
-for one period builds them once (and reads one snapshot on PostgreSQL).
+`shared()` keeps them between calls, so a page that shows several of these functions for one
+period builds them once, and reads one snapshot on PostgreSQL.
+
+The summaries hold every day, also after the period end. Where a measure looks at a day
+after its end it only asks whether it exists (a person's next visit day marks the last one in
+the period); a run of medication coverage may reach past the end through events after it, but
+only ever on days after the end (later events cover later days), which no measure counts.
 
 Dates are integer day numbers (reports/_sql.py) so "day k after d" is d + k on both engines.
-Only integers coerced with int() and dates rendered by date.isoformat() are put into the SQL
-text; nothing typed by a user reaches it.
+Only integers coerced with int() are put into the SQL text; nothing typed by a user reaches
+it.
 """
 
 # ruff: noqa: S608 (see the last paragraph of the module docstring)
@@ -39,8 +38,7 @@ from datetime import date, timedelta
 
 from django.db import connection, transaction
 
-from reports import _sql
-from reports._sql import dn
+from reports import _sql, summaries
 
 MEASURE_IDS = (
     "M2",
@@ -73,9 +71,6 @@ APART_DAYS = 90  # M6
 BLOCK_DAYS = 30  # M8
 INTERRUPTION_DAYS = 31  # M9, M10
 NALOXONE_CODE = "naloxone"  # M13: the site's service with this code
-
-KNOWN_OUTCOMES = ("left", "with_staff", "done")  # M17, M18: arrivals whose outcome is known
-LWBS_STATE = "left"
 
 
 @dataclass(frozen=True)
@@ -153,19 +148,7 @@ def _all(cursor, sql: str) -> list[tuple]:
     return cursor.fetchall()
 
 
-TEMP_TABLES = (
-    "rt_svc",
-    "rt_st",
-    "rt_pp",
-    "rt_cov",
-    "rt_med",
-    "rt_hist",
-    "rt_v",
-    "rt_last",
-    "rt_w",
-    "rt_pa",
-    "rt_pv",
-)
+TEMP_TABLES = ("rt_svc", "rt_pp")
 
 
 def _drop(cursor) -> None:
@@ -191,20 +174,14 @@ def _built(name: str) -> bool:
     return _shared.active and name in _shared.built
 
 
-# Only aggregated or scanned once: the row count PostgreSQL takes from the table's size is
-# all the planner needs there.
-NOT_ANALYSED = ("rt_pa", "rt_w", "rt_st", "rt_svc")
-
-
 def _create(cursor, name: str, select: str, index: str | None = None) -> None:
     if _built(name):
         return
     cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}")
     if _sql.is_postgres():
         # Temporary tables are never analysed by autovacuum; without statistics the planner
-        # guesses badly at joins. With them it hashes, so no index is needed.
-        if name not in NOT_ANALYSED:
-            cursor.execute(f"ANALYZE {name}")
+        # guesses badly at joins.
+        cursor.execute(f"ANALYZE {name}")
     elif index:
         # SQLite joins by nested loops: look-ups need an index.
         cursor.execute(f"CREATE INDEX {name}_idx ON {name} ({index})")
@@ -214,19 +191,22 @@ def _create(cursor, name: str, select: str, index: str | None = None) -> None:
 
 @contextmanager
 def _settings():
-    """On PostgreSQL, one transaction with settings for this work (SET LOCAL ends with it):
-    JIT compilation costs more than it saves on queries this size, the sorts and hashes of a
-    year's visits fit in 64 MB instead of spilling to disk, and the temporary tables are
-    analysed from a small sample (their joins need row counts and rough distributions only,
-    and the full sample takes about 0.3 s more over the dashboard's tables)."""
+    """Bring the summaries up to date, then, on PostgreSQL, read them in one transaction
+    with one snapshot (REPEATABLE READ, when not already inside a transaction) and settings
+    for this work (SET LOCAL ends with it): JIT compilation costs more than it saves on
+    queries this size, and the sorts and hashes of a year fit in 64 MB instead of spilling
+    to disk."""
+    summaries.refresh()
     if not _sql.is_postgres():
         with connection.cursor() as cursor:
             yield cursor
         return
+    outermost = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute("SET LOCAL default_statistics_target = 10")
         yield cursor
 
 
@@ -252,14 +232,15 @@ def _session(key):
 
 @contextmanager
 def shared():
-    """Compute several of this module's functions for the same period and sites from one set
-    of temporary tables (and one transaction on PostgreSQL, so the figures agree), e.g.:
+    """Compute several of this module's functions for the same period and sites from one
+    refresh of the summaries, one set of temporary tables and one transaction (one snapshot
+    on PostgreSQL, so the figures agree), e.g.:
 
         with measures.shared():
             figures = measures.measures(period, site_ids)
             weeks = measures.weekly(period, site_ids)
 
-    Without it every function works alone and builds its own tables.
+    Without it every function works alone.
     """
     if _shared.active:
         yield
@@ -274,230 +255,103 @@ def shared():
         _drop(cursor)
 
 
-def _pv_ranges(cursor) -> tuple:
-    """The ids of rt_pv's visits (lowest, highest) and of the arrivals of its people's visits,
-    from one scan (kept inside `shared()`)."""
-    if _shared.active and "pv_ranges" in _shared.values:
-        return _shared.values["pv_ranges"]
-    ranges = _one(
-        cursor,
+class _Scope:
+    """The SQL pieces for one period and set of sites: `days(alias)` restricts a summary to
+    the period's days at those sites."""
+
+    def __init__(self, period: Period, ids: tuple[int, ...]):
+        self.period, self.ids = period, ids
+        self.s, self.e = _sql.day_number(period.start), _sql.day_number(period.end)
+
+    def sites(self, alias: str) -> str:
+        return _in_sites(f"{alias}.site_id", self.ids)
+
+    def days(self, alias: str) -> str:
+        return f"{self.sites(alias)} AND {alias}.d >= {self.s} AND {alias}.d <= {self.e}"
+
+    def visit_days(self, alias: str = "v") -> str:
+        """The person-days with a completed visit in the period: s, p, d, n (visits), k
+        (medication events), multi, prev (the person's previous such day, any time)."""
+        return f"""
+            SELECT {alias}.site_id AS s, {alias}.person_id AS p, {alias}.d, {alias}.visits AS n,
+                   {alias}.medication_events AS k, {alias}.multi, {alias}.prev
+            FROM reports_visitday {alias} WHERE {self.days(alias)}
         """
-        SELECT MIN(id), MAX(id), MIN(CASE WHEN p IS NOT NULL THEN arr END),
-               MAX(CASE WHEN p IS NOT NULL THEN arr END)
-        FROM rt_pv
-        """,
-    )
-    if _shared.active:
-        _shared.values["pv_ranges"] = ranges
-    return ranges
 
 
-def _make_period_tables(cursor, period: Period, ids, *, waits: bool = True) -> None:
-    """rt_pv (completed visits in the period); with `waits`, rt_pa (arrival counts per site
-    and day) and rt_w (milliseconds from arrival to the start of people's visits that came
-    through the queue, NULL when imported)."""
-    in_period = f"day >= {_date(period.start)} AND day <= {_date(period.end)}"
-    _create(
-        cursor,
-        "rt_pv",
-        f"""
-        SELECT id, site_id AS s, person_id AS p, {dn("day")} AS d, opened_by_id AS staff,
-               arrival_id AS arr, started_at
-        FROM visits_visit WHERE {_in_sites("site_id", ids)} AND {in_period}
-        """,
-        "id",
-    )
-    if not waits:
-        return
-    _create(
-        cursor,
-        "rt_pa",
-        f"""
-        SELECT site_id AS s, {dn("day")} AS d, {_arrival_columns()}
-        FROM queue_arrival
-        WHERE {_in_sites("site_id", ids)} AND {in_period}
-        GROUP BY site_id, day
-        """,
-    )
-    if _built("rt_w"):
-        return
-    lo, hi = _pv_ranges(cursor)[2:]
-    # The id range is implied by the join; stated, it lets the planner read only the part of
-    # the arrivals the period's visits can point to.
-    in_range = "1 = 0" if lo is None else f"a.id BETWEEN {int(lo)} AND {int(hi)}"
-    _create(
-        cursor,
-        "rt_w",
-        f"""
-        SELECT v.s, v.d,
-               CASE WHEN a.import_key IS NULL
-                    THEN {_sql.millis_between("a.arrived_at", "v.started_at")} END AS ms,
-               CASE WHEN a.import_key IS NULL THEN 0 ELSE 1 END AS imported
-        FROM rt_pv v JOIN queue_arrival a ON a.id = v.arr
-        WHERE v.p IS NOT NULL AND {in_range}
-        """,
-    )
-
-
-def _make_cov(cursor, ids, end: date) -> None:
-    """rt_cov: the runs of medication coverage that events up to `end` give, per person:
-    first and last covered day (cs, ce), the previous run's last day (pce) and the next
-    run's first day (ncs).
-
-    Supplies stack (POD rule): with a person's events in order, t_i the day and s_i the
-    supply, the last covered day is E_i = max(E_{i-1}, t_i - 1) + s_i. Unrolled,
-    E_i = S_i + max over j <= i of (t_j - 1 - S_{j-1}) with S the running sum of supplies,
-    which two window passes compute. Event i then covers E_i - s_i + 1 ... E_i, and a new
-    run starts where t_i > E_{i-1} + 1 (gaps and islands); a run ends where the next one
-    starts (at the E_{i-1} of its first event) or at the person's last E.
-    """
-    w = "PARTITION BY p ORDER BY t, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
-    _create(
-        cursor,
-        "rt_cov",
-        f"""
-        WITH med AS (
-            SELECT v.person_id AS p, {dn("v.day")} AS t, m.days_supply AS s, m.id
-            FROM visits_medicationevent m
-            JOIN visits_visit v ON v.id = m.visit_id
-            WHERE {_in_sites("v.site_id", ids)} AND v.person_id IS NOT NULL
-              AND v.day <= {_date(end)}
-        ), sums AS (
-            SELECT p, t, id, s, SUM(s) OVER ({w}) - s AS before FROM med
-        ), ends AS (
-            SELECT p, t, id, before + s + MAX(t - 1 - before) OVER ({w}) AS e FROM sums
-        ), prev AS (
-            SELECT p, t, e, LAG(e) OVER (PARTITION BY p ORDER BY t, id) AS pe,
-                   MAX(e) OVER (PARTITION BY p) AS last_e
-            FROM ends
-        ), starts AS (
-            SELECT p, t, pe, last_e FROM prev WHERE pe IS NULL OR t > pe + 1
-        )
-        SELECT p, t AS cs,
-               COALESCE(LEAD(pe) OVER (PARTITION BY p ORDER BY t), last_e) AS ce,
-               pe AS pce,
-               LEAD(t) OVER (PARTITION BY p ORDER BY t) AS ncs
-        FROM starts
-        """,
-        "p, cs",
-    )
-
-
-def _make_starts(cursor, period: Period) -> None:
-    """rt_st: treatment starts in the period (no coverage on days t-31 ... t-1).
-
-    A start is always the first day of a coverage run: inside a run, day t-1 is covered.
-    """
-    s, e = _sql.day_number(period.start), _sql.day_number(period.end)
-    _create(
-        cursor,
-        "rt_st",
-        f"""
-        SELECT p, cs AS t FROM rt_cov
-        WHERE (pce IS NULL OR cs - pce - 1 >= {POD_NEGATIVE}) AND cs >= {s} AND cs <= {e}
-        """,
-    )
-
-
-def _make_person_tables(cursor, period: Period, ids) -> None:
-    """rt_v (person-days with a completed visit in the period, from rt_pv: visits that day,
-    whether more than one staff member saw them, the previous such day and the first, `f`),
-    rt_hist (each person's last completed visit before the period) and rt_pp (per person
-    seen in the period: first and last visit in it, and `b`, the last one before it)."""
-    if _sql.is_postgres() and not _built("rt_v"):
-        # Sorting once by (p, d) serves both the grouping and the LAG window; hashing first
-        # would mean a second sort.
-        cursor.execute("SET LOCAL enable_hashagg = off")
-    _create(
-        cursor,
-        "rt_v",
-        """
-        SELECT p, d, n, multi, LAG(d) OVER (PARTITION BY p ORDER BY d) AS prev,
-               FIRST_VALUE(d) OVER (PARTITION BY p ORDER BY d) AS f
-        FROM (
-            SELECT p, d, COUNT(*) AS n,
-                   CASE WHEN MIN(staff) <> MAX(staff) THEN 1 ELSE 0 END AS multi
-            FROM rt_pv WHERE p IS NOT NULL
-            GROUP BY p, d
-        ) AS days
-        """,
-        "p, d",
-    )
-    if _sql.is_postgres():
-        cursor.execute("SET LOCAL enable_hashagg = on")
-    _create(
-        cursor,
-        "rt_hist",
-        f"""
-        SELECT person_id AS p, {dn("MAX(day)")} AS last_pre
-        FROM visits_visit
-        WHERE {_in_sites("site_id", ids)} AND person_id IS NOT NULL
-          AND day < {_date(period.start)}
-        GROUP BY person_id
-        """,
-        "p",
-    )
-    # Medication events at the period's visits (M2, M3).
-    _create(
-        cursor,
-        "rt_med",
-        """
-        SELECT v.p, v.d AS t, m.days_supply AS s
-        FROM rt_pv v JOIN visits_medicationevent m ON m.visit_id = v.id
-        WHERE v.p IS NOT NULL
-        """,
-        "p, t",
-    )
+def _make_people(cursor, scope: _Scope) -> None:
+    """rt_pp: per person seen in the period, the first (f) and last (l) completed visit day in
+    it and the last one before it (b): the first day is the one whose previous visit day is
+    before the period, the last the one whose next is after it. Also, from the first day:
+    medication events (fk), more than one staff member (fmulti) and the next visit day
+    (fnext)."""
     _create(
         cursor,
         "rt_pp",
-        """
-        SELECT v.p, MIN(v.d) AS f, MAX(v.d) AS l, MAX(h.last_pre) AS b
-        FROM rt_v v LEFT JOIN rt_hist h ON h.p = v.p
-        GROUP BY v.p
+        f"""
+        SELECT f.site_id AS s, f.person_id AS p, f.d AS f, l.d AS l, f.prev AS b,
+               f.medication_events AS fk, f.multi AS fmulti, f.next AS fnext
+        FROM reports_visitday f
+        JOIN reports_visitday l ON l.person_id = f.person_id AND l.site_id = f.site_id
+        WHERE {scope.days("f")} AND (f.prev IS NULL OR f.prev < {scope.s})
+          AND {scope.days("l")} AND (l.next IS NULL OR l.next > {scope.e})
         """,
-        "p",
+        "p, s",
+    )
+
+
+def _make_services(cursor, scope: _Scope) -> None:
+    """rt_svc: per service and site, deliveries in the period (all, and to people) and the
+    people who had it: a person counts on their first day with it in the period, the one
+    whose previous day with it is before the period. The deliveries are INTEGER so that
+    their sums are bigint, not numeric, on PostgreSQL."""
+    _create(
+        cursor,
+        "rt_svc",
+        f"""
+        SELECT x.service_id AS sv, x.site_id AS s,
+               CAST(SUM(x.deliveries) AS INTEGER) AS n,
+               CAST(SUM(CASE WHEN x.person_id IS NOT NULL THEN x.deliveries ELSE 0 END)
+                    AS INTEGER) AS named,
+               CAST(SUM(CASE WHEN x.person_id IS NOT NULL
+                              AND (x.prev IS NULL OR x.prev < {scope.s}) THEN 1 ELSE 0 END)
+                    AS INTEGER) AS people
+        FROM reports_serviceday x WHERE {scope.days("x")}
+        GROUP BY x.service_id, x.site_id
+        """,
     )
 
 
 # --- the measures -------------------------------------------------------------------------------
 
 
-def _m2_m3(cursor, period: Period) -> tuple[dict, dict]:
-    e = _sql.day_number(period.end)
+def _m2_m3(cursor, scope: _Scope) -> tuple[dict, dict]:
+    e = scope.e
     episode = f"(b IS NULL OR b < f - {IET_LOOKBACK})"
-    # An episode starts on the person's first visit day in the period (e = rt_v's f) and
-    # initiation falls on e ... e + 13: the conditions on v.f below follow from the joins and
-    # let the planner drop most of rt_v before joining.
+    # An episode starts on the person's first visit day in the period, e. Initiation: the
+    # earliest day in e ... e+13 with a medication event, a visit after day e, or on day e
+    # visits by more than one staff member. Medication events happen at visits, so after day
+    # e the earliest is the next visit day. Engagement: visits and medication events on days
+    # i+1 ... i+34 (a visit with a prescription is two events).
     row = _one(
         cursor,
         f"""
         WITH ep AS (
-            SELECT p, f AS e FROM rt_pp WHERE f <= {e - IET_EVALUABLE} AND {episode}
-        ), cand AS (
-            SELECT ep.p, m.t AS i FROM ep
-            JOIN rt_med m ON m.p = ep.p AND m.t >= ep.e AND m.t <= ep.e + {IET_INITIATION}
-            UNION ALL
-            SELECT ep.p, v.d FROM ep
-            JOIN rt_v v ON v.p = ep.p AND v.d >= ep.e + 1 AND v.d <= ep.e + {IET_INITIATION}
-            WHERE v.d > v.f AND v.d <= v.f + {IET_INITIATION}
-            UNION ALL
-            SELECT ep.p, v.d FROM ep
-            JOIN rt_v v ON v.p = ep.p AND v.d = ep.e AND v.multi = 1
-            WHERE v.d = v.f
+            SELECT s, p, f AS e, fk, fmulti, fnext FROM rt_pp
+            WHERE f <= {e - IET_EVALUABLE} AND {episode}
         ), ini AS (
-            SELECT p, MIN(i) AS i FROM cand GROUP BY p
-        ), ev AS (
-            SELECT ini.p, v.n AS k FROM ini
-            JOIN rt_v v ON v.p = ini.p AND v.d >= ini.i + 1 AND v.d <= ini.i + {IET_ENGAGEMENT}
-            WHERE v.d > v.f AND v.d <= v.f + {IET_EVALUABLE}
-            UNION ALL
-            SELECT ini.p, 1 FROM ini
-            JOIN rt_med m ON m.p = ini.p AND m.t >= ini.i + 1 AND m.t <= ini.i + {IET_ENGAGEMENT}
+            SELECT s, p, CASE WHEN fk > 0 OR fmulti = 1 THEN e ELSE fnext END AS i FROM ep
+            WHERE fk > 0 OR fmulti = 1 OR fnext <= e + {IET_INITIATION}
+        ), engaged AS (
+            SELECT ini.s, ini.p FROM ini
+            JOIN ({scope.visit_days()}) AS v ON v.p = ini.p AND v.s = ini.s
+            WHERE v.d >= ini.i + 1 AND v.d <= ini.i + {IET_ENGAGEMENT}
+            GROUP BY ini.s, ini.p
+            HAVING SUM(v.n + v.k) >= 2
         )
         SELECT (SELECT COUNT(*) FROM ep),
                (SELECT COUNT(*) FROM ini),
-               (SELECT COUNT(*) FROM (SELECT p FROM ev GROUP BY p HAVING SUM(k) >= 2) AS x),
+               (SELECT COUNT(*) FROM engaged),
                (SELECT COUNT(*) FROM rt_pp WHERE f > {e - IET_EVALUABLE} AND {episode})
         """,
     )
@@ -508,12 +362,23 @@ def _m2_m3(cursor, period: Period) -> tuple[dict, dict]:
     )
 
 
-def _starts_summary(cursor, period: Period) -> tuple:
+def _starts(scope: _Scope) -> str:
+    """Treatment starts in the period: a coverage run's first day with no coverage on days
+    t-31 ... t-1 (a start is always the first day of a run: inside one, day t-1 is
+    covered)."""
+    return f"""
+        SELECT site_id AS s, person_id AS p, cs AS t FROM reports_coveragerun c
+        WHERE {scope.sites("c")} AND cs >= {scope.s} AND cs <= {scope.e}
+          AND (pce IS NULL OR cs - pce - 1 >= {POD_NEGATIVE})
+    """
+
+
+def _starts_summary(cursor, scope: _Scope) -> tuple:
     """Per treatment start: continuity broken?, on hand at day 30/90/180, days covered;
     summed. Kept inside `shared()` (measures() and retention_curve() both need it)."""
     if _shared.active and "starts_summary" in _shared.values:
         return _shared.values["starts_summary"]
-    e = _sql.day_number(period.end)
+    e = scope.e
     last = POD_DAYS - 1  # t+179, the last day of the POD window
     on_hand = ", ".join(
         f"MAX(CASE WHEN r.cs <= st.t + {k} AND r.ce >= st.t + {k} THEN 1 ELSE 0 END) AS d{k}"
@@ -532,9 +397,10 @@ def _starts_summary(cursor, period: Period) -> tuple:
                         WHEN r.ce > st.t + {last} THEN st.t + {last} - r.cs + 1
                         ELSE r.ce - r.cs + 1 END) AS covered,
                {on_hand}
-        FROM rt_st st
-        JOIN rt_cov r ON r.p = st.p AND r.cs >= st.t AND r.cs <= st.t + {max(RETENTION_DAYS)}
-        GROUP BY st.p, st.t
+        FROM ({_starts(scope)}) AS st
+        JOIN reports_coveragerun r ON r.person_id = st.p AND r.site_id = st.s
+             AND r.cs >= st.t AND r.cs <= st.t + {max(RETENTION_DAYS)}
+        GROUP BY st.s, st.p, st.t
     """
     pod = f"t <= {e - last}"
     cols = [
@@ -574,8 +440,8 @@ def _m4_m5(summary: tuple) -> tuple[dict, dict, list[dict]]:
     return m4, {**m5["day_90"], **m5}, curve
 
 
-def _m6(cursor, period: Period) -> dict:
-    cutoff = _sql.day_number(period.end) - APART_DAYS
+def _m6(cursor, scope: _Scope) -> dict:
+    cutoff = scope.e - APART_DAYS
     den, num, ne = _one(
         cursor,
         f"""
@@ -588,11 +454,11 @@ def _m6(cursor, period: Period) -> dict:
     return {**_ratio(num, den), "not_evaluable": int(ne or 0)}
 
 
-def _m7(cursor, period: Period) -> dict:
+def _m7(cursor, scope: _Scope) -> dict:
     # First half: the first period.days // 2 days; second half: the rest (the middle day of
     # an odd-length period belongs to the second half).
     # rt_pp has each person's first (f) and last (l) visit day in the period.
-    mid = _sql.day_number(period.start) + period.days // 2
+    mid = scope.s + scope.period.days // 2
     den, num = _one(
         cursor,
         f"""
@@ -603,26 +469,28 @@ def _m7(cursor, period: Period) -> dict:
     return {**_ratio(num, den), "not_evaluable": 0}
 
 
-def _m8(cursor, period: Period) -> dict:
-    # Whole 30-day blocks from the first visit in the period that end by the period end; a
-    # person with no whole block yet is not yet evaluable.
-    e = _sql.day_number(period.end)
-    den, total, ne = _one(
+def _m8(cursor, scope: _Scope) -> dict:
+    # Whole 30-day blocks from the first visit in the period (f) that end by the period end
+    # (nb of them); a person with no whole block yet is not yet evaluable. A block holds a
+    # visit when some visit day in it is the first there: its previous visit day is before
+    # the block's first day. Each such day adds 1/nb to its person's share; every person
+    # with a whole block has a visit in the first one.
+    e = scope.e
+    nb = f"(({e} - pp.f + 1) / {BLOCK_DAYS})"
+    den, ne = _one(
+        cursor,
+        f"SELECT SUM(CASE WHEN {nb} > 0 THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {nb} = 0 THEN 1 ELSE 0 END) FROM rt_pp pp",
+    )
+    total = _one(
         cursor,
         f"""
-        WITH pb AS (SELECT p, f, ({e} - f + 1) / {BLOCK_DAYS} AS nb FROM rt_pp),
-        hits AS (
-            SELECT p, nb, COUNT(*) AS h FROM (
-                SELECT p, ({e} - f + 1) / {BLOCK_DAYS} AS nb, (d - f) / {BLOCK_DAYS} AS blk
-                FROM rt_v WHERE d < f + ({e} - f + 1) / {BLOCK_DAYS} * {BLOCK_DAYS}
-                GROUP BY p, f, (d - f) / {BLOCK_DAYS}
-            ) AS blocks
-            GROUP BY p, nb
-        )
-        SELECT (SELECT COUNT(*) FROM hits), (SELECT SUM(h * 1.0 / nb) FROM hits),
-               (SELECT COUNT(*) FROM pb WHERE nb = 0)
+        SELECT SUM(1.0 / {nb})
+        FROM rt_pp pp JOIN ({scope.visit_days()}) AS v ON v.p = pp.p AND v.s = pp.s
+        WHERE v.d < pp.f + {nb} * {BLOCK_DAYS}
+          AND (v.d = pp.f OR v.prev < pp.f + (v.d - pp.f) / {BLOCK_DAYS} * {BLOCK_DAYS})
         """,
-    )
+    )[0]
     den = int(den or 0)
     return {
         "value": round(float(total) / den, 4) if den else None,
@@ -631,23 +499,24 @@ def _m8(cursor, period: Period) -> dict:
     }
 
 
-def _m9(cursor) -> dict:
+def _m9(cursor, scope: _Scope) -> dict:
     """Welcome-backs: visits in the period that end a run of >= 31 days with no completed
     visit and no coverage (history before the period counts).
 
-    The days without a visit before a visit day d run from the previous visit (in the
-    period, else the last one before it); only where those are >= 31 can coverage matter,
-    and then the latest end of a coverage run that started before d shortens the gap.
+    The days without a visit before a visit day d run from the previous visit day; only
+    where those are >= 31 can coverage matter, and then the latest end of a coverage run
+    that started before d shortens the gap.
     """
+    # The coverage run that started last before d has the latest end among those (runs do
+    # not overlap): the one whose next run starts on d or later.
     gaps = f"""
-        WITH cand AS (
-            SELECT v.p, v.d, COALESCE(v.prev, h.last_pre) AS pv
-            FROM rt_v v LEFT JOIN rt_hist h ON h.p = v.p
-            WHERE v.d - COALESCE(v.prev, h.last_pre) - 1 >= {INTERRUPTION_DAYS}
-        ), ends AS (
-            SELECT c.p, c.d, c.pv, MAX(r.ce) AS ce
-            FROM cand c LEFT JOIN rt_cov r ON r.p = c.p AND r.cs < c.d
-            GROUP BY c.p, c.d, c.pv
+        WITH ends AS (
+            SELECT v.d, v.prev AS pv, r.ce
+            FROM reports_visitday v
+            LEFT JOIN reports_coveragerun r
+                 ON r.person_id = v.person_id AND r.site_id = v.site_id AND r.cs < v.d
+                AND (r.ncs IS NULL OR r.ncs >= v.d)
+            WHERE {scope.days("v")} AND v.d - v.prev - 1 >= {INTERRUPTION_DAYS}
         )
         SELECT 1 AS k, d - (CASE WHEN ce > pv THEN ce ELSE pv END) - 1 AS x FROM ends
         WHERE d - (CASE WHEN ce > pv THEN ce ELSE pv END) - 1 >= {INTERRUPTION_DAYS}
@@ -660,66 +529,65 @@ def _m9(cursor) -> dict:
     }
 
 
-def _m10(cursor, period: Period) -> dict:
-    # The last visit in the period is rt_pp's l (the latest day in rt_v).
-    e = _sql.day_number(period.end)
+def _last_contacts(ids: tuple[int, ...], day: int) -> str:
+    """Per person with a completed visit on or before `day` at these sites: the last visit
+    day then (the one whose next visit day is later) and the last day of the coverage run
+    going on or ended by then (the last run that had started: its next one had not)."""
+    return f"""
+        SELECT v.site_id AS s, v.person_id AS p, v.d AS last_visit, c.ce AS covered
+        FROM reports_visitday v
+        LEFT JOIN reports_coveragerun c
+             ON c.person_id = v.person_id AND c.site_id = v.site_id AND c.cs <= {day}
+            AND (c.ncs IS NULL OR c.ncs > {day})
+        WHERE {_in_sites("v.site_id", ids)} AND v.d <= {day}
+          AND (v.next IS NULL OR v.next > {day})
+    """
+
+
+def _m10(cursor, scope: _Scope) -> dict:
+    e = scope.e
+    since = "CASE WHEN covered > last_visit THEN covered ELSE last_visit END"
     count = _one(
         cursor,
         f"""
-        SELECT COUNT(*) FROM (
-            SELECT p, MAX(x) AS x FROM (
-                SELECT p, last_pre AS x FROM rt_hist
-                UNION ALL SELECT p, l FROM rt_pp
-                UNION ALL SELECT p, ce FROM rt_cov
-            ) AS u GROUP BY p
-        ) AS z WHERE {e} - x >= {INTERRUPTION_DAYS}
+        SELECT COUNT(*) FROM ({_last_contacts(scope.ids, e)}) AS x
+        WHERE {e} - {since} >= {INTERRUPTION_DAYS}
         """,
     )[0]
     return {"count": int(count or 0), "not_evaluable": 0}
 
 
-def _make_services(cursor) -> None:
-    """rt_svc: visits_visit_services rows of the period's visits, counted per (service, site
-    of the visit, person); one join of the (large) services table serves M13, M14 and
-    by_service, and the counting groups integers only. The counts are INTEGER so that their
-    sums are bigint, not numeric, on PostgreSQL (much faster to add up)."""
-    if _built("rt_svc"):
-        return
-    lo, hi = _pv_ranges(cursor)[:2]
-    # The id range is implied by the join; stated, it lets the planner read only that part of
-    # the (visit, service) index.
-    in_range = "1 = 0" if lo is None else f"vs.visit_id BETWEEN {int(lo)} AND {int(hi)}"
-    _create(
-        cursor,
-        "rt_svc",
-        f"""
-        SELECT vs.service_id AS sv, v.s, v.p, CAST(COUNT(*) AS INTEGER) AS n
-        FROM visits_visit_services vs JOIN rt_pv v ON v.id = vs.visit_id
-        WHERE {in_range}
-        GROUP BY vs.service_id, v.s, v.p
-        """,
-    )
+def _site_day_sums(scope: _Scope, key: str = "1") -> str:
+    return f"""
+        SELECT {key} AS k, SUM(arrivals), SUM(lwbs), SUM(waiting), SUM(named), SUM(walk_in),
+               SUM(named_waiting), SUM(visits), SUM(named_visits)
+        FROM reports_siteday sd WHERE {scope.days("sd")} GROUP BY {key}
+    """
 
 
-def _visit_totals(cursor) -> dict:
-    visits, named = _one(cursor, "SELECT COUNT(*), COUNT(p) FROM rt_pv")
-    _make_services(cursor)
-    kits, kit_people = _one(
+def _visit_totals(cursor, scope: _Scope) -> dict:
+    row = _one(cursor, _site_day_sums(scope))
+    visits, named = (int(x or 0) for x in row[7:]) if row else (0, 0)
+    _make_services(cursor, scope)
+    kits, kit_people, deliveries = _one(
         cursor,
         f"""
-        SELECT SUM(x.n), COUNT(DISTINCT x.p) FROM rt_svc x
-        JOIN clinic_service s ON s.id = x.sv
-        WHERE s.code = '{NALOXONE_CODE}' AND s.site_id = x.s AND x.p IS NOT NULL
+        SELECT SUM(CASE WHEN s.code = '{NALOXONE_CODE}' AND s.site_id = x.s
+                        THEN x.named ELSE 0 END),
+               SUM(CASE WHEN s.code = '{NALOXONE_CODE}' AND s.site_id = x.s
+                        THEN x.people ELSE 0 END),
+               SUM(x.named)
+        FROM rt_svc x JOIN clinic_service s ON s.id = x.sv
         """,
     )
     # METRICS.md: an anonymous contact counts in M12 and M17 only, so not in M13 or M14.
-    deliveries = _one(cursor, "SELECT SUM(n) FROM rt_svc WHERE p IS NOT NULL")[0]
     return {
-        "visits": int(visits),
-        "named": int(named),
+        "visits": visits,
+        "named": named,
         "kits": int(kits or 0),
         "kit_people": int(kit_people or 0),
         "deliveries": int(deliveries or 0),
+        "arrivals": tuple(int(x or 0) for x in row[1:7]) if row else (0,) * 6,
     }
 
 
@@ -739,14 +607,20 @@ def _m12(cursor, totals: dict) -> dict:
     }
 
 
-def _waits(key: str = "1") -> str:
-    """(k, x): milliseconds from arrival to the visit's start, per key, from rt_w."""
-    return f"SELECT {key} AS k, ms AS x FROM rt_w WHERE ms IS NOT NULL"
+def _waits(scope: _Scope, key: str = "1") -> str:
+    """(k, x): milliseconds from arrival to the visit's start, per key."""
+    return f"""
+        SELECT {key} AS k, w.ms AS x FROM reports_visitwait w
+        WHERE {scope.days("w")} AND w.ms IS NOT NULL
+    """
 
 
-def _m16(cursor) -> dict:
-    untimed = _one(cursor, "SELECT COUNT(*) FROM rt_w WHERE imported = 1")[0]
-    row = _one(cursor, _sql.percentiles_sql(_waits(), {"p50": (1, 2), "p90": (9, 10)}))
+def _m16(cursor, scope: _Scope) -> dict:
+    untimed = _one(
+        cursor,
+        f"SELECT COUNT(*) FROM reports_visitwait w WHERE {scope.days('w')} AND w.ms IS NULL",
+    )[0]
+    row = _one(cursor, _sql.percentiles_sql(_waits(scope), {"p50": (1, 2), "p90": (9, 10)}))
     return {
         "median_minutes": _minutes(row[2]) if row else None,
         "p90_minutes": _minutes(row[3]) if row else None,
@@ -755,38 +629,14 @@ def _m16(cursor) -> dict:
     }
 
 
-ARRIVAL_COUNTS = ("arrivals", "lwbs", "waiting", "named", "walk_in", "named_waiting")
-
-
-def _arrival_columns() -> str:
-    """Per group of arrivals: with an outcome, LWBS, still waiting; and for people only
-    (M18): with an outcome, walk-ins among them, still waiting."""
-    known = f"CASE WHEN state IN ({', '.join(repr(s) for s in KNOWN_OUTCOMES)}) THEN 1 ELSE 0 END"
-    named = "CASE WHEN person_id IS NOT NULL THEN 1 ELSE 0 END"
-    walk_in = "CASE WHEN appointment_at IS NULL THEN 1 ELSE 0 END"
-    sums = (
-        f"SUM({known})",
-        f"SUM(CASE WHEN state = '{LWBS_STATE}' THEN 1 ELSE 0 END)",
-        f"SUM(1 - {known})",
-        f"SUM({named} * {known})",
-        f"SUM({named} * {known} * {walk_in})",
-        f"SUM({named} * (1 - {known}))",
-    )
-    return ", ".join(f"{sql} AS {name}" for sql, name in zip(sums, ARRIVAL_COUNTS, strict=True))
-
-
-def _arrival_sums() -> str:
-    return ", ".join(f"SUM({name})" for name in ARRIVAL_COUNTS)
-
-
-def _m17_m18(cursor, period: Period, ids, totals: dict) -> tuple[dict, dict]:
-    row = _one(cursor, f"SELECT {_arrival_sums()} FROM rt_pa")
-    arrivals, lwbs, waiting, named, walk_in, named_waiting = (int(x or 0) for x in row)
+def _m17_m18(cursor, scope: _Scope, totals: dict) -> tuple[dict, dict]:
+    arrivals, lwbs, waiting, named, walk_in, named_waiting = totals["arrivals"]
+    period = scope.period
     seconds = _one(
         cursor,
         f"""
         SELECT SUM({_sql.millis_between("starts_at", "ends_at")}) FROM clinic_shift
-        WHERE {_in_sites("site_id", ids)}
+        WHERE {_in_sites("site_id", scope.ids)}
           AND day >= {_date(period.start)} AND day <= {_date(period.end)}
         """,
     )[0]
@@ -807,26 +657,24 @@ def _m17_m18(cursor, period: Period, ids, totals: dict) -> tuple[dict, dict]:
 def measures(period: Period, site_ids: Sequence[int]) -> dict[str, dict]:
     """Every measure of METRICS.md for the period and sites, keyed by measure id."""
     ids = _ids(site_ids)
+    scope = _Scope(period, ids)
     with _session(("period", period, ids)) as cursor:
-        _make_period_tables(cursor, period, ids)
-        _make_person_tables(cursor, period, ids)
-        _make_cov(cursor, ids, period.end)
-        _make_starts(cursor, period)
-        m2, m3 = _m2_m3(cursor, period)
-        m4, m5, _ = _m4_m5(_starts_summary(cursor, period))
-        totals = _visit_totals(cursor)
+        _make_people(cursor, scope)
+        m2, m3 = _m2_m3(cursor, scope)
+        m4, m5, _ = _m4_m5(_starts_summary(cursor, scope))
+        totals = _visit_totals(cursor, scope)
         m12 = _m12(cursor, totals)
-        m17, m18 = _m17_m18(cursor, period, ids, totals)
+        m17, m18 = _m17_m18(cursor, scope, totals)
         result = {
             "M2": m2,
             "M3": m3,
             "M4": m4,
             "M5": m5,
-            "M6": _m6(cursor, period),
-            "M7": _m7(cursor, period),
-            "M8": _m8(cursor, period),
-            "M9": _m9(cursor),
-            "M10": _m10(cursor, period),
+            "M6": _m6(cursor, scope),
+            "M7": _m7(cursor, scope),
+            "M8": _m8(cursor, scope),
+            "M9": _m9(cursor, scope),
+            "M10": _m10(cursor, scope),
             "M12": m12,
             "M13": {
                 "count": totals["kits"],
@@ -839,7 +687,7 @@ def measures(period: Period, site_ids: Sequence[int]) -> dict[str, dict]:
                 "denominator": totals["named"],
                 "not_evaluable": 0,
             },
-            "M16": _m16(cursor),
+            "M16": _m16(cursor, scope),
             "M17": m17,
             "M18": m18,
         }
@@ -850,36 +698,37 @@ def retention_curve(period: Period, site_ids: Sequence[int]) -> list[dict]:
     """M5 as a cohort curve: medication on hand at day 30, 90 and 180 after a start."""
     ids = _ids(site_ids)
     with _session(("period", period, ids)) as cursor:
-        _make_cov(cursor, ids, period.end)
-        _make_starts(cursor, period)
-        return _m4_m5(_starts_summary(cursor, period))[2]
+        return _m4_m5(_starts_summary(cursor, _Scope(period, ids)))[2]
 
 
 def _monday(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-def _grouped(cursor, key) -> tuple[dict, dict, dict]:
-    """Visits and people, arrival counts and the median wait per group; `key(site, day)`
-    gives the group's SQL expression from a site id and a day number expression."""
-    visits = {
-        k: (int(n), int(people))
-        for k, n, people in _all(
+def _grouped(cursor, scope: _Scope, key, first) -> tuple[dict, dict, dict]:
+    """Visits and people, arrival counts and the median wait per group. `key(alias)` gives
+    the group's SQL expression for a summary row, `first(alias)` the first day of the
+    row's group within the period: a person counts once per group, on their first visit
+    day there (the one whose previous visit day is before it)."""
+    people = {
+        k: int(n)
+        for k, n in _all(
             cursor,
-            f"SELECT {key('s', 'd')} AS k, COUNT(*), COUNT(DISTINCT p) FROM rt_pv GROUP BY 1",
+            f"""
+            SELECT {key("v")} AS k,
+                   SUM(CASE WHEN v.prev IS NULL OR v.prev < {first("v")} THEN 1 ELSE 0 END)
+            FROM reports_visitday v WHERE {scope.days("v")} GROUP BY {key("v")}
+            """,
         )
     }
-    arrivals = {
-        row[0]: tuple(int(x or 0) for x in row[1:])
-        for row in _all(
-            cursor,
-            f"SELECT {key('s', 'd')} AS k, {_arrival_sums()} FROM rt_pa GROUP BY 1",
-        )
-    }
+    visits, arrivals = {}, {}
+    for row in _all(cursor, _site_day_sums(scope, key("sd"))):
+        visits[row[0]] = (int(row[7] or 0), people.get(row[0], 0))
+        arrivals[row[0]] = tuple(int(x or 0) for x in row[1:7])
     waits = {
         k: median
         for k, _n, median in _all(
-            cursor, _sql.percentiles_sql(_waits(key("s", "d")), {"p50": (1, 2)})
+            cursor, _sql.percentiles_sql(_waits(scope, key("w")), {"p50": (1, 2)})
         )
     }
     return visits, arrivals, waits
@@ -888,11 +737,19 @@ def _grouped(cursor, key) -> tuple[dict, dict, dict]:
 def weekly(period: Period, site_ids: Sequence[int]) -> list[dict]:
     """One row per week (Monday first) overlapping the period, counting only days in it."""
     ids = _ids(site_ids)
+    scope = _Scope(period, ids)
     first = _monday(period.start)
+    monday0 = _sql.day_number(first)
+
+    def week(alias):
+        return f"(({alias}.d - {monday0}) / 7)"
+
+    def week_start(alias):
+        monday = f"{monday0} + 7 * {week(alias)}"
+        return f"(CASE WHEN {monday} > {scope.s} THEN {monday} ELSE {scope.s} END)"
+
     with _session(("period", period, ids)) as cursor:
-        _make_period_tables(cursor, period, ids)
-        monday0 = _sql.day_number(first)
-        visits, arrivals, waits = _grouped(cursor, lambda site, day: f"({day} - {monday0}) / 7")
+        visits, arrivals, waits = _grouped(cursor, scope, week, week_start)
     rows = []
     monday, w = first, 0
     while monday <= period.end:
@@ -917,13 +774,15 @@ def weekly(period: Period, site_ids: Sequence[int]) -> list[dict]:
 def by_site(period: Period, site_ids: Sequence[int]) -> list[dict]:
     """One row per site in scope (ordered by name)."""
     ids = _ids(site_ids)
+    scope = _Scope(period, ids)
     with _session(("period", period, ids)) as cursor:
         sites = _all(
             cursor,
             f"SELECT id, name FROM clinic_site WHERE {_in_sites('id', ids)} ORDER BY name, id",
         )
-        _make_period_tables(cursor, period, ids)
-        visits, arrivals, waits = _grouped(cursor, lambda site, day: site)
+        visits, arrivals, waits = _grouped(
+            cursor, scope, lambda alias: f"{alias}.site_id", lambda alias: str(scope.s)
+        )
     rows = []
     for sid, name in sites:
         n_visits, people = visits.get(sid, (0, 0))
@@ -948,18 +807,14 @@ def by_service(period: Period, site_ids: Sequence[int]) -> list[dict]:
     """Services delivered at completed visits in the period, grouped by name across sites."""
     ids = _ids(site_ids)
     with _session(("period", period, ids)) as cursor:
-        _make_period_tables(cursor, period, ids, waits=False)
-        _make_services(cursor)
+        _make_services(cursor, _Scope(period, ids))
         rows = _all(
             cursor,
             """
-            SELECT name, MAX(code), SUM(n), COUNT(p) FROM (
-                SELECT s.name, MAX(s.code) AS code, x.p, SUM(x.n) AS n
-                FROM rt_svc x JOIN clinic_service s ON s.id = x.sv
-                GROUP BY s.name, x.p
-            ) AS per_person
-            GROUP BY name
-            ORDER BY SUM(n) DESC, name
+            SELECT s.name, MAX(s.code), SUM(x.n), SUM(x.people)
+            FROM rt_svc x JOIN clinic_service s ON s.id = x.sv
+            GROUP BY s.name
+            ORDER BY SUM(x.n) DESC, s.name
             """,
         )
     return [
@@ -969,14 +824,21 @@ def by_service(period: Period, site_ids: Sequence[int]) -> list[dict]:
 
 
 def coverage_runs(site_ids: Sequence[int], end: date) -> list[tuple[int, date, date]]:
-    """(person id, first day, last day) of every run of medication coverage, supplies stacked.
+    """(person id, first day, last day) of every run of medication coverage that has started
+    by `end`, supplies stacked (a run's last day counts every event, also later ones).
 
     For checking the engine (tests, support questions); no page shows it.
     """
     ids = _ids(site_ids)
     with _session(("coverage", ids, end)) as cursor:
-        _make_cov(cursor, ids, end)
-        rows = _all(cursor, "SELECT p, cs, ce FROM rt_cov ORDER BY p, cs")
+        rows = _all(
+            cursor,
+            f"""
+            SELECT person_id, cs, ce FROM reports_coveragerun c
+            WHERE {_in_sites("c.site_id", ids)} AND cs <= {_sql.day_number(end)}
+            ORDER BY person_id, cs
+            """,
+        )
     return [(p, _sql.from_day_number(cs), _sql.from_day_number(ce)) for p, cs, ce in rows]
 
 
@@ -984,33 +846,16 @@ def outreach_list(site_ids: Sequence[int], as_of: date) -> list[dict]:
     """The people M10 counts at `as_of`, for care staff: longest time without contact first."""
     ids = _ids(site_ids)
     today = _sql.day_number(as_of)
+    since = "CASE WHEN x.covered > x.last_visit THEN x.covered ELSE x.last_visit END"
     with _session(("outreach", ids, as_of)) as cursor:
-        _make_cov(cursor, ids, as_of)
-        _create(
-            cursor,
-            "rt_last",
-            f"""
-            SELECT person_id AS p, {dn("MAX(day)")} AS last_visit FROM visits_visit
-            WHERE {_in_sites("site_id", ids)} AND person_id IS NOT NULL
-              AND day <= {_date(as_of)}
-            GROUP BY person_id
-            """,
-            "p",
-        )
         rows = _all(
             cursor,
             f"""
             SELECT x.p, pe.name, pe.site_id, x.last_visit, x.covered, pe.what_helps,
-                   {today} - CASE WHEN x.covered > x.last_visit THEN x.covered
-                                  ELSE x.last_visit END AS days_since
-            FROM (
-                SELECT l.p, l.last_visit,
-                       (SELECT MAX(c.ce) FROM rt_cov c WHERE c.p = l.p) AS covered
-                FROM rt_last l
-            ) AS x
+                   {today} - {since} AS days_since
+            FROM ({_last_contacts(ids, today)}) AS x
             JOIN clinic_person pe ON pe.id = x.p
-            WHERE {today} - CASE WHEN x.covered > x.last_visit THEN x.covered
-                                 ELSE x.last_visit END >= {INTERRUPTION_DAYS}
+            WHERE {today} - {since} >= {INTERRUPTION_DAYS}
             ORDER BY days_since DESC, pe.name, x.p
             """,
         )

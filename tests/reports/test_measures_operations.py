@@ -159,9 +159,11 @@ def test_visits_per_staff_hour_is_not_evaluable_without_shifts(build, site):
 
 def test_sites_restrict_everything(build, site, other_site):
     # P visits the other site on D0 and this site on D10, and leaves unseen there on D20.
-    # Period D0..D100.
+    # Period D0..D100. (The check-in and visit services keep a person's visits at their own
+    # site; the builder here does not, to show that each site's history stays its own.)
     # This site alone: D10 is P's first visit here: an episode, nothing initiates it.
-    # Both sites: the episode starts on D0 and the D10 visit (e+10) initiates it.
+    # Both sites: still each site's history on its own: two episodes (D0 there, D10 here),
+    # neither initiated; the D10 visit does not initiate the other site's episode.
     p = build.person()
     build.visit(p, D(0), site=other_site)
     build.visit(p, D(10))
@@ -171,13 +173,13 @@ def test_sites_restrict_everything(build, site, other_site):
     assert here["M12"]["count"] == 1
     assert here["M17"]["denominator"] == 0
     both = run([site, other_site], 0, 100)
-    assert (both["M2"]["numerator"], both["M2"]["denominator"]) == (1, 1)
+    assert (both["M2"]["numerator"], both["M2"]["denominator"]) == (0, 2)
     assert both["M12"]["count"] == 2
     assert both["M17"]["denominator"] == 1
-    # Period D5..D100: with both sites, D0 is 5 days before D10 -> no episode; here alone,
-    # D10 is an episode.
+    # Period D5..D100: D0 at the other site is before the period and does not look back
+    # into this site's history: D10 is an episode either way.
     assert run([site], 5, 100)["M2"]["denominator"] == 1
-    assert run([site, other_site], 5, 100)["M2"]["denominator"] == 0
+    assert run([site, other_site], 5, 100)["M2"]["denominator"] == 1
     assert run([], 0, 100)["M12"]["count"] == 0
 
 
@@ -243,6 +245,30 @@ def test_weekly_rows_cover_the_weeks_overlapping_the_period(build, site):
             "lwbs_rate": None,
             "median_wait_minutes": None,
         },
+    ]
+
+
+def test_weekly_people_count_each_person_once_a_week(build, site):
+    # D0 is a Monday; period D0 .. D20, three weeks.
+    # C: Mon D7 and Wed D9 (one week), Mon D14 and Sun D20 (the next). E: Thu D3, Wed D10.
+    # People per week: {E}, {C, E}, {C}; visits: 1, 3, 2.
+    c, e = build.person(), build.person()
+    for day in (7, 9, 14, 20):
+        build.visit(c, D(day))
+    for day in (3, 10):
+        build.visit(e, D(day))
+    rows = weekly(Period(D(0), D(20)), [site.pk])
+    assert [(row["week"], row["visits"], row["people"]) for row in rows] == [
+        (D(0), 1, 1),
+        (D(7), 3, 2),
+        (D(14), 2, 1),
+    ]
+    # Starting on Wednesday D9: C's Monday D7 is before the period, so D9 is C's first day in
+    # the period's part of that week; E's D10 counts too.
+    rows = weekly(Period(D(9), D(20)), [site.pk])
+    assert [(row["week"], row["visits"], row["people"]) for row in rows] == [
+        (D(7), 2, 2),
+        (D(14), 2, 1),
     ]
 
 
