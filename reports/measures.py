@@ -194,8 +194,9 @@ def _settings():
     """Bring the summaries up to date, then, on PostgreSQL, read them in one transaction
     with one snapshot (REPEATABLE READ, when not already inside a transaction) and settings
     for this work (SET LOCAL ends with it): JIT compilation costs more than it saves on
-    queries this size, and the sorts and hashes of a year fit in 64 MB instead of spilling
-    to disk."""
+    queries this size, the sorts and hashes of a year fit in 64 MB instead of spilling to
+    disk, and the temporary tables are analysed from a small sample (their joins need row
+    counts and rough distributions only)."""
     summaries.refresh()
     if not _sql.is_postgres():
         with connection.cursor() as cursor:
@@ -207,6 +208,7 @@ def _settings():
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL default_statistics_target = 10")
         yield cursor
 
 
@@ -331,8 +333,10 @@ def _m2_m3(cursor, scope: _Scope) -> tuple[dict, dict]:
     # An episode starts on the person's first visit day in the period, e. Initiation: the
     # earliest day in e ... e+13 with a medication event, a visit after day e, or on day e
     # visits by more than one staff member. Medication events happen at visits, so after day
-    # e the earliest is the next visit day. Engagement: visits and medication events on days
-    # i+1 ... i+34 (a visit with a prescription is two events).
+    # e the earliest is the next visit day. Engagement: 2 or more events (visits, and
+    # medication events) on days i+1 ... i+34: the first visit day after i (d1) is in that
+    # window and either holds two events or is followed by another visit day in it. Those
+    # days are looked up by (person, site, day): a few per episode, no scan.
     row = _one(
         cursor,
         f"""
@@ -340,14 +344,17 @@ def _m2_m3(cursor, scope: _Scope) -> tuple[dict, dict]:
             SELECT s, p, f AS e, fk, fmulti, fnext FROM rt_pp
             WHERE f <= {e - IET_EVALUABLE} AND {episode}
         ), ini AS (
-            SELECT s, p, CASE WHEN fk > 0 OR fmulti = 1 THEN e ELSE fnext END AS i FROM ep
-            WHERE fk > 0 OR fmulti = 1 OR fnext <= e + {IET_INITIATION}
+            SELECT s, p, e, fnext, CASE WHEN fk > 0 OR fmulti = 1 THEN e ELSE fnext END AS i
+            FROM ep WHERE fk > 0 OR fmulti = 1 OR fnext <= e + {IET_INITIATION}
+        ), first_after AS (
+            SELECT s, p, i,
+                   CASE WHEN i = e THEN fnext ELSE ({_day("next", "ini", "fnext")}) END AS d1
+            FROM ini
         ), engaged AS (
-            SELECT ini.s, ini.p FROM ini
-            JOIN ({scope.visit_days()}) AS v ON v.p = ini.p AND v.s = ini.s
-            WHERE v.d >= ini.i + 1 AND v.d <= ini.i + {IET_ENGAGEMENT}
-            GROUP BY ini.s, ini.p
-            HAVING SUM(v.n + v.k) >= 2
+            SELECT s, p FROM first_after
+            WHERE d1 <= i + {IET_ENGAGEMENT}
+              AND (({_day("visits + medication_events", "first_after", "d1")}) >= 2
+                   OR ({_day("next", "first_after", "d1")}) <= i + {IET_ENGAGEMENT})
         )
         SELECT (SELECT COUNT(*) FROM ep),
                (SELECT COUNT(*) FROM ini),
@@ -359,6 +366,14 @@ def _m2_m3(cursor, scope: _Scope) -> tuple[dict, dict]:
     return (
         {**_ratio(initiated, episodes), "not_evaluable": not_evaluable},
         {**_ratio(engaged, episodes), "not_evaluable": not_evaluable},
+    )
+
+
+def _day(columns: str, row: str, day: str) -> str:
+    """SQL for `columns` of the visit day `day` of the person (s, p) of `row`."""
+    return (
+        f"SELECT {columns} FROM reports_visitday x "
+        f"WHERE x.person_id = {row}.p AND x.site_id = {row}.s AND x.d = {row}.{day}"
     )
 
 

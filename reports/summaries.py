@@ -201,13 +201,19 @@ def rebuild() -> None:
         for table in SUMMARY_TABLES:
             cursor.execute(f"DELETE FROM {table}")
         _build(cursor, lambda column: f"{column} IS NOT NULL", lambda alias: "1 = 1")
-    if _sql.is_postgres():
-        # Fresh statistics for the planner; outside a transaction, VACUUM also marks the
-        # pages all-visible, so the measures' covering indexes are read without the table.
-        command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
-        with connection.cursor() as cursor:
-            for table in SUMMARY_TABLES:
-                cursor.execute(f"{command} {table}")
+    tidy()
+
+
+def tidy() -> None:
+    """PostgreSQL: fresh planner statistics for the summaries and, outside a transaction, a
+    VACUUM, which marks their pages all-visible again so the measures read the waits' covering
+    index without visiting the table. Run after a rebuild and by the end-of-day close."""
+    if not _sql.is_postgres():
+        return
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
+    with connection.cursor() as cursor:
+        for table in SUMMARY_TABLES:
+            cursor.execute(f"{command} {table}")
 
 
 def refresh() -> int:

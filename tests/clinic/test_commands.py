@@ -12,6 +12,8 @@ from clinic.models import Membership, Person, Room, Service, Site
 from clinic.sites import can
 from queues import services
 from queues.models import Arrival, ArrivalEvent, State
+from reports._sql import day_number
+from reports.models import SiteDay, Stale
 from tests.factories import check_in, make_staff
 from visits.models import Visit
 
@@ -253,3 +255,15 @@ def test_close_day_command_errors_on_an_unknown_site(site, front_desk):
 
     arrival.refresh_from_db()
     assert arrival.state == State.WAITING
+
+
+def test_close_day_command_brings_the_report_summaries_up_to_date(site, front_desk):
+    marcus = check_in(site=site, by=front_desk, name="Marcus")
+    check_in(site=site, by=front_desk, name="Jess")
+    assert Stale.objects.exists()
+
+    call_command("close_day", stdout=StringIO())
+
+    assert not Stale.objects.exists()
+    day = SiteDay.objects.get(site_id=site.pk, d=day_number(marcus.day))
+    assert (day.arrivals, day.lwbs, day.waiting) == (2, 2, 0)

@@ -28,3 +28,4 @@ class Command(BaseCommand):
         # The day's changes into the report summaries now, so the first dashboard of the
         # morning has nothing to catch up on.
         summaries.refresh()
+        summaries.tidy()
