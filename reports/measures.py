@@ -630,16 +630,58 @@ def _waits(scope: _Scope, key: str = "1") -> str:
     """
 
 
+def _wait_stats(cursor, scope: _Scope) -> dict:
+    """Waits in the period: count, median and 90th percentile over all ("all"), median per
+    site ("site") and per week of `_week` ("week"). Kept inside `shared()`: the dashboard
+    shows all three. PostgreSQL computes them in one pass (grouping sets)."""
+    if _shared.active and "waits" in _shared.values:
+        return _shared.values["waits"]
+    fractions = {"p50": (1, 2), "p90": (9, 10)}
+    week = _week(scope, "w")
+    if _sql.is_postgres():
+        sets = {"all": "()", "site": "(w.site_id)", "week": f"({week})"}
+        percentiles = ", ".join(
+            f"percentile_cont({num} / {float(den)}) WITHIN GROUP (ORDER BY w.ms)"
+            for num, den in fractions.values()
+        )
+        rows = _all(
+            cursor,
+            f"""
+            SELECT GROUPING(w.site_id), GROUPING({week}), w.site_id, {week}, COUNT(*),
+                   {percentiles}
+            FROM reports_visitwait w WHERE {scope.days("w")} AND w.ms IS NOT NULL
+            GROUP BY GROUPING SETS ({", ".join(sets.values())})
+            """,
+        )
+        stats = {"all": None, "site": {}, "week": {}}
+        for no_site, no_week, site, w, n, p50, p90 in rows:
+            if no_site and no_week:
+                stats["all"] = (n, p50, p90)
+            elif no_week:
+                stats["site"][site] = p50
+            else:
+                stats["week"][w] = p50
+    else:
+        row = _one(cursor, _sql.percentiles_sql(_waits(scope), fractions))
+        stats = {"all": row[1:] if row else None}
+        for kind, key in (("site", "w.site_id"), ("week", week)):
+            sql = _sql.percentiles_sql(_waits(scope, key), {"p50": (1, 2)})
+            stats[kind] = {k: median for k, _n, median in _all(cursor, sql)}
+    if _shared.active:
+        _shared.values["waits"] = stats
+    return stats
+
+
 def _m16(cursor, scope: _Scope) -> dict:
     untimed = _one(
         cursor,
         f"SELECT COUNT(*) FROM reports_visitwait w WHERE {scope.days('w')} AND w.ms IS NULL",
     )[0]
-    row = _one(cursor, _sql.percentiles_sql(_waits(scope), {"p50": (1, 2), "p90": (9, 10)}))
+    n, p50, p90 = _wait_stats(cursor, scope)["all"] or (0, None, None)
     return {
-        "median_minutes": _minutes(row[2]) if row else None,
-        "p90_minutes": _minutes(row[3]) if row else None,
-        "denominator": int(row[1]) if row else 0,
+        "median_minutes": _minutes(p50),
+        "p90_minutes": _minutes(p90),
+        "denominator": int(n),
         "not_evaluable": int(untimed or 0),
     }
 
@@ -720,11 +762,17 @@ def _monday(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-def _grouped(cursor, scope: _Scope, key, first) -> tuple[dict, dict, dict]:
-    """Visits and people, arrival counts and the median wait per group. `key(alias)` gives
-    the group's SQL expression for a summary row, `first(alias)` the first day of the
-    row's group within the period: a person counts once per group, on their first visit
-    day there (the one whose previous visit day is before it)."""
+def _week(scope: _Scope, alias: str) -> str:
+    """SQL for the week of a summary row's day: 0 for the week (Monday first) of the
+    period's first day, 1 for the next..."""
+    return f"(({alias}.d - {_sql.day_number(_monday(scope.period.start))}) / 7)"
+
+
+def _grouped(cursor, scope: _Scope, key, first) -> tuple[dict, dict]:
+    """Visits and people, and arrival counts per group. `key(alias)` gives the group's SQL
+    expression for a summary row, `first(alias)` the first day of the row's group within
+    the period: a person counts once per group, on their first visit day there (the one
+    whose previous visit day is before it)."""
     people = {
         k: int(n)
         for k, n in _all(
@@ -740,13 +788,7 @@ def _grouped(cursor, scope: _Scope, key, first) -> tuple[dict, dict, dict]:
     for row in _all(cursor, _site_day_sums(scope, key("sd"))):
         visits[row[0]] = (int(row[7] or 0), people.get(row[0], 0))
         arrivals[row[0]] = tuple(int(x or 0) for x in row[1:7])
-    waits = {
-        k: median
-        for k, _n, median in _all(
-            cursor, _sql.percentiles_sql(_waits(scope, key("w")), {"p50": (1, 2)})
-        )
-    }
-    return visits, arrivals, waits
+    return visits, arrivals
 
 
 def weekly(period: Period, site_ids: Sequence[int]) -> list[dict]:
@@ -756,15 +798,13 @@ def weekly(period: Period, site_ids: Sequence[int]) -> list[dict]:
     first = _monday(period.start)
     monday0 = _sql.day_number(first)
 
-    def week(alias):
-        return f"(({alias}.d - {monday0}) / 7)"
-
     def week_start(alias):
-        monday = f"{monday0} + 7 * {week(alias)}"
+        monday = f"{monday0} + 7 * {_week(scope, alias)}"
         return f"(CASE WHEN {monday} > {scope.s} THEN {monday} ELSE {scope.s} END)"
 
     with _session(("period", period, ids)) as cursor:
-        visits, arrivals, waits = _grouped(cursor, scope, week, week_start)
+        visits, arrivals = _grouped(cursor, scope, lambda alias: _week(scope, alias), week_start)
+        waits = _wait_stats(cursor, scope)["week"]
     rows = []
     monday, w = first, 0
     while monday <= period.end:
@@ -795,9 +835,10 @@ def by_site(period: Period, site_ids: Sequence[int]) -> list[dict]:
             cursor,
             f"SELECT id, name FROM clinic_site WHERE {_in_sites('id', ids)} ORDER BY name, id",
         )
-        visits, arrivals, waits = _grouped(
+        visits, arrivals = _grouped(
             cursor, scope, lambda alias: f"{alias}.site_id", lambda alias: str(scope.s)
         )
+        waits = _wait_stats(cursor, scope)["site"]
     rows = []
     for sid, name in sites:
         n_visits, people = visits.get(sid, (0, 0))
