@@ -322,15 +322,18 @@ def retention_chart(rows: Sequence[dict], *, chart_id: str, title: str) -> SafeS
             f'<path d="{path}" fill="none" stroke="{SERIES}" stroke-width="2.5" '
             f'stroke-linejoin="round"/>'
         )
-    for x, y, row in coords:
+    for i, (x, y, row) in enumerate(coords):
         label = _("%(rate)s of %(n)s") % {
             "rate": fmt_percent(row["rate"]),
             "n": number_format(row["denominator"], force_grouping=True),
         }
         # Labels sit above the point, or below it when the point is near the top; the last
-        # horizon's label ends at its point so it stays inside the chart.
-        label_y = y - 12 if y > TOP + 24 else y + 22
+        # horizon's label ends at its point so it stays inside the chart, and goes below the
+        # point when the line comes down to it (above, the line would run through it).
         anchor = "end" if row["day"] >= 150 else "middle"
+        descending = anchor == "end" and i > 0 and coords[i - 1][1] < y
+        below = y <= TOP + 24 or (descending and y + 22 < y0 - 6)
+        label_y = y + 22 if below else y - 12
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{SERIES}">'
             f"<title>{_e(label)}</title></circle>"

@@ -153,6 +153,24 @@ def test_retention_curve_points_carry_percent_and_cohort_size():
     assert y_tick_labels(svg) == ["0%", "20%", "40%", "60%", "80%", "100%"]
 
 
+def test_the_last_label_goes_below_its_point_when_the_line_comes_down_to_it():
+    def label_and_point(rows, text):
+        svg = str(charts.retention_chart(rows, chart_id="r", title="On hand"))
+        label_y = float(re.search(rf'<text[^>]* y="([0-9.]+)"[^>]*>{text}</text>', svg)[1])
+        point_y = float(re.findall(r'<circle[^>]* cy="([0-9.]+)"', svg)[-1])
+        return label_y, point_y
+
+    def row(day, rate):
+        return {"day": day, "numerator": 1, "denominator": 9, "rate": rate, "not_evaluable": 0}
+
+    falling = [row(30, 0.73), row(90, 0.72), row(180, 0.39)]
+    label_y, point_y = label_and_point(falling, "39% of 9")
+    assert label_y > point_y  # below: the falling line arrives from the upper left
+    rising = [row(30, 0.2), row(90, 0.3), row(180, 0.6)]
+    label_y, point_y = label_and_point(rising, "60% of 9")
+    assert label_y < point_y
+
+
 def test_retention_curve_with_nothing_evaluable_says_so():
     rows = [
         {"day": d, "numerator": 0, "denominator": 0, "rate": None, "not_evaluable": 2}
