@@ -633,40 +633,16 @@ def _waits(scope: _Scope, key: str = "1") -> str:
 def _wait_stats(cursor, scope: _Scope) -> dict:
     """Waits in the period: count, median and 90th percentile over all ("all"), median per
     site ("site") and per week of `_week` ("week"). Kept inside `shared()`: the dashboard
-    shows all three. PostgreSQL computes them in one pass (grouping sets)."""
+    shows all three. (One pass with grouping sets is slower on PostgreSQL: the sorts are
+    what costs, and it does them all the same.)"""
     if _shared.active and "waits" in _shared.values:
         return _shared.values["waits"]
     fractions = {"p50": (1, 2), "p90": (9, 10)}
-    week = _week(scope, "w")
-    if _sql.is_postgres():
-        sets = {"all": "()", "site": "(w.site_id)", "week": f"({week})"}
-        percentiles = ", ".join(
-            f"percentile_cont({num} / {float(den)}) WITHIN GROUP (ORDER BY w.ms)"
-            for num, den in fractions.values()
-        )
-        rows = _all(
-            cursor,
-            f"""
-            SELECT GROUPING(w.site_id), GROUPING({week}), w.site_id, {week}, COUNT(*),
-                   {percentiles}
-            FROM reports_visitwait w WHERE {scope.days("w")} AND w.ms IS NOT NULL
-            GROUP BY GROUPING SETS ({", ".join(sets.values())})
-            """,
-        )
-        stats = {"all": None, "site": {}, "week": {}}
-        for no_site, no_week, site, w, n, p50, p90 in rows:
-            if no_site and no_week:
-                stats["all"] = (n, p50, p90)
-            elif no_week:
-                stats["site"][site] = p50
-            else:
-                stats["week"][w] = p50
-    else:
-        row = _one(cursor, _sql.percentiles_sql(_waits(scope), fractions))
-        stats = {"all": row[1:] if row else None}
-        for kind, key in (("site", "w.site_id"), ("week", week)):
-            sql = _sql.percentiles_sql(_waits(scope, key), {"p50": (1, 2)})
-            stats[kind] = {k: median for k, _n, median in _all(cursor, sql)}
+    row = _one(cursor, _sql.percentiles_sql(_waits(scope), fractions))
+    stats = {"all": row[1:] if row else None}
+    for kind, key in (("site", "w.site_id"), ("week", _week(scope, "w"))):
+        sql = _sql.percentiles_sql(_waits(scope, key), {"p50": (1, 2)})
+        stats[kind] = {k: median for k, _n, median in _all(cursor, sql)}
     if _shared.active:
         _shared.values["waits"] = stats
     return stats
