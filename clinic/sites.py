@@ -5,7 +5,7 @@ from functools import wraps
 from django.contrib.auth.models import Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Min, Q
 
 from clinic.models import Site
 
@@ -13,12 +13,21 @@ SESSION_SITE_KEY = "threshold_site_id"
 
 
 def user_sites(user):
+    """The active sites where the user has a membership, by name; each annotated with
+    `joined`, the id of the user's (first) membership there."""
     if not user.is_authenticated or not user.is_active:
         return Site.objects.none()
-    return Site.objects.filter(memberships__user=user, is_active=True).order_by("name")
+    return (
+        Site.objects.filter(memberships__user=user, is_active=True)
+        .annotate(joined=Min("memberships__id"))
+        .order_by("name")
+    )
 
 
 def current_site(request) -> Site | None:
+    """The site chosen in this session, else the user's home site: the one where they were
+    first given a membership (not the first by name: a director later added to other sites
+    keeps landing where they work)."""
     sites = list(user_sites(request.user))
     if not sites:
         return None
@@ -26,7 +35,7 @@ def current_site(request) -> Site | None:
     for site in sites:
         if site.pk == wanted:
             return site
-    return sites[0]
+    return min(sites, key=lambda site: site.joined)
 
 
 def can(user, perm: str, site: Site | None) -> bool:

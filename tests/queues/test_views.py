@@ -158,6 +158,20 @@ def test_switch_site_moves_a_member_of_two_sites(client, site, other_site, clini
     assert client.session[SESSION_SITE_KEY] == other_site.pk
 
 
+def test_without_a_choice_a_member_of_two_sites_acts_for_the_first_one_they_joined(
+    client, site, other_site, clinician
+):
+    # Hillside comes first by name; the clinician works at Riverside and was added later to
+    # Hillside: pages are for Riverside until they switch.
+    Membership.objects.create(user=clinician, site=other_site)
+    client.force_login(clinician)
+
+    assert client.get(reverse("queues:board")).context["current_site"] == site
+
+    client.post(reverse("switch_site"), {"site": other_site.slug})
+    assert client.get(reverse("queues:board")).context["current_site"] == other_site
+
+
 def test_switch_site_ignores_a_site_the_user_does_not_work_at(
     client, site, other_site, other_site_clinician, front_desk
 ):
