@@ -489,8 +489,10 @@ def measure_cards(results: Mapping[str, Mapping]) -> list[dict]:
             )
             lines.append(
                 {
-                    "label": _("not yet evaluable (day 90)"),
-                    "value": number(figures.get("not_evaluable")),
+                    "label": _("not yet evaluable (day 30 / 90 / 180)"),
+                    "value": " / ".join(
+                        number(figures[key]["not_evaluable"]) for key, _label in M5_HORIZONS
+                    ),
                     "key": "not_evaluable",
                 }
             )
