@@ -744,22 +744,10 @@ def _week(scope: _Scope, alias: str) -> str:
     return f"(({alias}.d - {_sql.day_number(_monday(scope.period.start))}) / 7)"
 
 
-def _grouped(cursor, scope: _Scope, key, first) -> tuple[dict, dict]:
+def _grouped(cursor, scope: _Scope, key, people_sql: str) -> tuple[dict, dict]:
     """Visits and people, and arrival counts per group. `key(alias)` gives the group's SQL
-    expression for a summary row, `first(alias)` the first day of the row's group within
-    the period: a person counts once per group, on their first visit day there (the one
-    whose previous visit day is before it)."""
-    people = {
-        k: int(n)
-        for k, n in _all(
-            cursor,
-            f"""
-            SELECT {key("v")} AS k,
-                   SUM(CASE WHEN v.prev IS NULL OR v.prev < {first("v")} THEN 1 ELSE 0 END)
-            FROM reports_visitday v WHERE {scope.days("v")} GROUP BY {key("v")}
-            """,
-        )
-    }
+    expression for a summary row; `people_sql` the people per group (k, n)."""
+    people = {k: int(n) for k, n in _all(cursor, people_sql)}
     visits, arrivals = {}, {}
     for row in _all(cursor, _site_day_sums(scope, key("sd"))):
         visits[row[0]] = (int(row[7] or 0), people.get(row[0], 0))
@@ -774,12 +762,17 @@ def weekly(period: Period, site_ids: Sequence[int]) -> list[dict]:
     first = _monday(period.start)
     monday0 = _sql.day_number(first)
 
-    def week_start(alias):
-        monday = f"{monday0} + 7 * {_week(scope, alias)}"
-        return f"(CASE WHEN {monday} > {scope.s} THEN {monday} ELSE {scope.s} END)"
-
+    # A person counts once a week, on their first visit day in the week's part of the
+    # period: the one whose previous visit day is before that part starts.
+    monday = f"{monday0} + 7 * {_week(scope, 'v')}"
+    week_start = f"(CASE WHEN {monday} > {scope.s} THEN {monday} ELSE {scope.s} END)"
+    people = f"""
+        SELECT {_week(scope, "v")} AS k,
+               SUM(CASE WHEN v.prev IS NULL OR v.prev < {week_start} THEN 1 ELSE 0 END)
+        FROM reports_visitday v WHERE {scope.days("v")} GROUP BY {_week(scope, "v")}
+    """
     with _session(("period", period, ids)) as cursor:
-        visits, arrivals = _grouped(cursor, scope, lambda alias: _week(scope, alias), week_start)
+        visits, arrivals = _grouped(cursor, scope, lambda alias: _week(scope, alias), people)
         waits = _wait_stats(cursor, scope)["week"]
     rows = []
     monday, w = first, 0
@@ -811,8 +804,12 @@ def by_site(period: Period, site_ids: Sequence[int]) -> list[dict]:
             cursor,
             f"SELECT id, name FROM clinic_site WHERE {_in_sites('id', ids)} ORDER BY name, id",
         )
+        _make_people(cursor, scope)
         visits, arrivals = _grouped(
-            cursor, scope, lambda alias: f"{alias}.site_id", lambda alias: str(scope.s)
+            cursor,
+            scope,
+            lambda alias: f"{alias}.site_id",
+            "SELECT s AS k, COUNT(*) FROM rt_pp GROUP BY s",
         )
         waits = _wait_stats(cursor, scope)["site"]
     rows = []
