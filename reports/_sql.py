@@ -44,6 +44,13 @@ def millis_between(earlier: str, later: str) -> str:
     return f"CAST(ROUND((julianday({later}) - julianday({earlier})) * 86400000.0) AS INTEGER)"
 
 
+def drop_temporary(cursor, name: str) -> None:
+    """Drop a temporary table if it exists; qualified with the temporary schema, so never a
+    permanent table of the same name."""
+    schema = "pg_temp" if is_postgres() else "temp"
+    cursor.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
+
+
 def placeholders(values) -> str:
     return ", ".join(["%s"] * len(values))
 

@@ -152,10 +152,8 @@ TEMP_TABLES = ("rt_svc", "rt_pp")
 
 
 def _drop(cursor) -> None:
-    # Qualified with the temporary schema: never a permanent table of the same name.
-    schema = "pg_temp" if _sql.is_postgres() else "temp"
     for name in TEMP_TABLES:
-        cursor.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
+        _sql.drop_temporary(cursor, name)
 
 
 class _Shared(threading.local):

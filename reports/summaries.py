@@ -228,7 +228,7 @@ def refresh() -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         for name in (PEOPLE, SITE_DAYS, "rs_marks"):
-            cursor.execute(f"DROP TABLE IF EXISTS {_temp(name)}")
+            _sql.drop_temporary(cursor, name)
         cursor.execute(
             "CREATE TEMPORARY TABLE rs_marks (person_id BIGINT, site_id BIGINT, day DATE)"
         )
@@ -259,7 +259,7 @@ def refresh() -> int:
             if _sql.is_postgres():
                 cursor.execute("RESET random_page_cost")
         for name in (PEOPLE, SITE_DAYS, "rs_marks"):
-            cursor.execute(f"DROP TABLE IF EXISTS {_temp(name)}")
+            _sql.drop_temporary(cursor, name)
     return taken
 
 
@@ -299,7 +299,3 @@ def _refresh_marked(cursor) -> None:
 def _lock(cursor) -> None:
     if _sql.is_postgres():
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
-
-
-def _temp(name: str) -> str:
-    return f"{'pg_temp' if _sql.is_postgres() else 'temp'}.{name}"

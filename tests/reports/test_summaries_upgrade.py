@@ -9,6 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 from reports import summaries
 from reports.models import SiteDay, Stale, VisitDay
 from tests.reports.conftest import D
+from tests.reports.test_summaries import snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,12 +47,3 @@ def summaries_now() -> dict:
         "days": list(VisitDay.objects.values_list("d", flat=True)),
         "site_days": SiteDay.objects.count(),
     }
-
-
-def snapshot() -> list:
-    with connection.cursor() as cursor:
-        result = []
-        for table in summaries.SUMMARY_TABLES:
-            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
-            result.append(sorted((tuple(row[1:]) for row in cursor.fetchall()), key=repr))
-        return result
