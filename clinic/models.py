@@ -10,6 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.roles import ROLE_NAMES
+
 
 def new_display_token() -> str:
     return secrets.token_urlsafe(24)
@@ -49,6 +51,14 @@ class Site(models.Model):
         editable=False,
     )
     is_active = models.BooleanField(_("active"), default=True)
+    require_second_factor = models.BooleanField(
+        _("second factor for directors and privacy officers"),
+        default=False,
+        help_text=_(
+            "Directors and privacy officers of this site must also enter a code from an "
+            "authenticator app when they sign in."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -129,7 +139,11 @@ class Discipline(models.TextChoices):
 
 
 class Membership(models.Model):
-    """A staff member works at a site. Roles are Django groups; the site comes from here."""
+    """A staff member works at a site, holding some roles *there*.
+
+    A role (a Django group from clinic.roles) counts only at the site of the membership that
+    holds it: a director at one site who is a clinician at another is a clinician there.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
@@ -137,6 +151,14 @@ class Membership(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
     discipline = models.CharField(
         _("discipline"), max_length=20, choices=Discipline.choices, default=Discipline.OTHER
+    )
+    roles = models.ManyToManyField(
+        "auth.Group",
+        verbose_name=_("roles at this site"),
+        blank=True,
+        related_name="memberships",
+        limit_choices_to={"name__in": ROLE_NAMES},
+        help_text=_("What this person may do at this site, and only here."),
     )
     # The staff identifier in a previous system (import_visits matches on it).
     external_id = models.CharField(_("previous system's staff id"), max_length=64, blank=True)

@@ -1,17 +1,29 @@
-"""Staff roles are Django groups holding permissions; which site comes from Membership.
+"""Staff roles are Django groups holding permissions, held per site through a Membership.
 
-PRODUCT.md defines four roles. A person may hold several. Views and consumers ask
-`can(user, perm, site)` rather than `user.has_perm` so that a site check is never forgotten.
+PRODUCT.md defines four roles. A person may hold several, and different ones at different
+sites. Views, templates, the admin and consumers ask `clinic.sites.can(user, perm, site)`,
+which looks only at the roles held at that site; a role held elsewhere, a global group or
+`is_superuser` grant nothing there.
 """
 
 from django.apps import apps as global_apps
-from django.contrib.auth.management import create_permissions
 from django.db import DEFAULT_DB_ALIAS
+from django.utils.translation import gettext_lazy as _
 
 FRONT_DESK = "front_desk"
 CLINICIAN = "clinician"
 DIRECTOR = "director"
 PRIVACY_OFFICER = "privacy_officer"
+
+ROLE_NAMES = (FRONT_DESK, CLINICIAN, DIRECTOR, PRIVACY_OFFICER)
+ROLE_LABELS = {
+    FRONT_DESK: _("Front desk"),
+    CLINICIAN: _("Care team (clinician)"),
+    DIRECTOR: _("Director"),
+    PRIVACY_OFFICER: _("Privacy officer"),
+}
+# The roles that see the most: a site may require a second factor for them.
+SECOND_FACTOR_ROLES = (DIRECTOR, PRIVACY_OFFICER)
 
 _FRONT_DESK_PERMS = [
     "queue.view_queue",
@@ -37,6 +49,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "reports.view_outreach",
     ],
     DIRECTOR: [
+        # Staff accounts of the sites they direct (clinic/admin.py and clinic/staff.py decide
+        # which accounts those are).
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
         "clinic.view_site",
         "clinic.change_site",
         "clinic.view_service",
@@ -61,12 +78,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 def sync_roles(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps) -> None:
     """Create the role groups and give each exactly the permissions listed above."""
+    from django.contrib.auth.management import create_permissions
+
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for app_config in apps.get_app_configs():
         create_permissions(app_config, verbosity=0, using=using, apps=apps)
     for role, perms in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.using(using).get_or_create(name=role)
+        group, _created = Group.objects.using(using).get_or_create(name=role)
         wanted = []
         for dotted in perms:
             app_label, codename = dotted.split(".")

@@ -1,24 +1,36 @@
-"""Which site a staff member is acting for, and the one permission check views use."""
+"""Which site a staff member is acting for, and the one permission check everything uses.
+
+Roles are held per site (Membership.roles). `can(user, perm, site)` is true only when a role
+the user holds *at that site* grants `perm`: a role at another site, a global group, a
+permission given to the account directly and `is_superuser` count for nothing.
+"""
 
 from functools import wraps
 
 from django.contrib.auth.models import Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Min, Q
+from django.db.models import Min
 
-from clinic.models import Site
+from clinic import roles
+from clinic.models import Membership, Site
 
 SESSION_SITE_KEY = "threshold_site_id"
 
 
+def _is_staff_user(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
 def user_sites(user):
-    """The active sites where the user has a membership, by name; each annotated with
-    `joined`, the id of the user's (first) membership there."""
-    if not user.is_authenticated or not user.is_active:
+    """The active sites where the user holds a role, by name; each annotated with `joined`,
+    the id of the user's membership there (to find the one they were given first)."""
+    if not _is_staff_user(user):
         return Site.objects.none()
     return (
-        Site.objects.filter(memberships__user=user, is_active=True)
+        Site.objects.filter(
+            memberships__user=user, memberships__roles__isnull=False, is_active=True
+        )
         .annotate(joined=Min("memberships__id"))
         .order_by("name")
     )
@@ -39,36 +51,81 @@ def current_site(request) -> Site | None:
 
 
 def can(user, perm: str, site: Site | None) -> bool:
-    """True when the user holds `perm` through a role *and* works at `site`.
+    """True when a role the user holds at `site` grants `perm` (e.g. "queue.call_arrival").
 
-    Superusers pass Django's has_perm for everything; they still need a membership, so no
-    account sees a site's people without belonging to that site.
+    One query. No superuser shortcut: an account acts at a site only through its roles there.
     """
-    if site is None or not user.is_authenticated or not user.is_active:
-        return False
-    if not user.has_perm(perm):
-        return False
-    return user.memberships.filter(site=site, site__is_active=True).exists()
-
-
-def holds_role(user, perm: str, site: Site | None) -> bool:
-    """Like `can`, but the permission must come through a role (or be granted directly):
-    `is_superuser` counts for nothing. For the consent gate's people, where no account may act
-    just for being a superuser (RELEASES.md)."""
-    if site is None or user is None or not user.is_authenticated or not user.is_active:
+    if site is None or not _is_staff_user(user):
         return False
     app_label, codename = perm.split(".")
-    held = (
-        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        .filter(Q(group__user=user) | Q(user=user))
-        .exists()
+    return Membership.objects.filter(
+        user=user,
+        site=site,
+        site__is_active=True,
+        roles__permissions__codename=codename,
+        roles__permissions__content_type__app_label=app_label,
+    ).exists()
+
+
+def site_perms(user, site: Site | None) -> frozenset[str]:
+    """Every permission ("app_label.codename") the user's roles at `site` grant, in one query:
+    for pages that ask many questions at once (the navigation)."""
+    if site is None or not _is_staff_user(user):
+        return frozenset()
+    rows = (
+        Permission.objects.filter(
+            group__memberships__user=user,
+            group__memberships__site=site,
+            group__memberships__site__is_active=True,
+        )
+        .values_list("content_type__app_label", "codename")
+        .distinct()
     )
-    return held and user.memberships.filter(site=site, site__is_active=True).exists()
+    return frozenset(f"{app_label}.{codename}" for app_label, codename in rows)
 
 
-def role_required(*perms: str):
-    """View decorator: sets request.site, or 403 unless the user holds one of `perms` through a
-    role at the current site (login page for anonymous users). No superuser shortcut."""
+def roles_at(user, site: Site | None) -> frozenset[str]:
+    """The names of the roles the user holds at `site`."""
+    if site is None or not _is_staff_user(user):
+        return frozenset()
+    return frozenset(
+        Membership.objects.filter(user=user, site=site, site__is_active=True).values_list(
+            "roles__name", flat=True
+        )
+    ) - {None}
+
+
+def staff_who_can(perm: str, site: Site):
+    """The active accounts whose roles at `site` grant `perm` (e.g. who may take a person
+    over in a hand-off)."""
+    from django.contrib.auth import get_user_model
+
+    app_label, codename = perm.split(".")
+    return (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            memberships__site=site,
+            memberships__roles__permissions__codename=codename,
+            memberships__roles__permissions__content_type__app_label=app_label,
+        )
+        .distinct()
+    )
+
+
+def directed_sites(user):
+    """The sites (active or not) where the user holds the director role: the ones whose
+    settings and staff they manage, in the admin and in the product."""
+    if not _is_staff_user(user):
+        return Site.objects.none()
+    return Site.objects.filter(
+        memberships__user=user, memberships__roles__name=roles.DIRECTOR
+    ).distinct()
+
+
+def site_permission_required(*perms: str):
+    """View decorator: sets request.site, or 403 unless a role the user holds at the current
+    site grants one of `perms` (login page for anonymous users)."""
 
     def decorator(view):
         @wraps(view)
@@ -76,7 +133,7 @@ def role_required(*perms: str):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             site = current_site(request)
-            if not any(holds_role(request.user, perm, site) for perm in perms):
+            if not any(can(request.user, perm, site) for perm in perms):
                 raise PermissionDenied
             request.site = site
             return view(request, *args, **kwargs)
@@ -86,20 +143,38 @@ def role_required(*perms: str):
     return decorator
 
 
-def site_permission_required(perm: str):
-    """View decorator: sets request.site or answers 403 (login page for anonymous users)."""
+class SitePerms:
+    """What the templates' `perms` means here: `{% if perms.visits.record_visit %}` is true
+    only through a role at the current site (Django's own `perms` asks the account's global
+    permissions, which grant nothing in this project)."""
 
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            site = current_site(request)
-            if not can(request.user, perm, site):
-                raise PermissionDenied
-            request.site = site
-            return view(request, *args, **kwargs)
+    def __init__(self, held: frozenset[str]):
+        self.held = held
 
-        return wrapped
+    def __getitem__(self, app_label: str):
+        return _AppPerms(self.held, app_label)
 
-    return decorator
+    def __contains__(self, perm: str) -> bool:
+        if "." in perm:
+            return perm in self.held
+        return any(p.startswith(perm + ".") for p in self.held)
+
+    def __bool__(self) -> bool:
+        return bool(self.held)
+
+    def __iter__(self):
+        raise TypeError("SitePerms is not iterable.")
+
+
+class _AppPerms:
+    def __init__(self, held: frozenset[str], app_label: str):
+        self.held, self.app_label = held, app_label
+
+    def __getitem__(self, codename: str) -> bool:
+        return f"{self.app_label}.{codename}" in self.held
+
+    def __bool__(self) -> bool:
+        return any(p.startswith(self.app_label + ".") for p in self.held)
+
+    def __iter__(self):
+        raise TypeError("Permissions are not iterable.")

@@ -12,13 +12,13 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.models import Person, Room, Service, Site
+from clinic.sites import staff_who_can
 from queues import realtime
 from queues.errors import QueueError
 from queues.models import (
@@ -372,22 +372,8 @@ def arrival_start(
 
 
 def handoff_candidates(site: Site):
-    """Active team members at the site who may call and see people (and so take a person over)."""
-    User = get_user_model()
-    via_group = Q(
-        groups__permissions__codename="call_arrival",
-        groups__permissions__content_type__app_label="queue",
-    )
-    direct = Q(
-        user_permissions__codename="call_arrival",
-        user_permissions__content_type__app_label="queue",
-    )
-    return (
-        User.objects.filter(memberships__site=site, is_active=True)
-        .filter(via_group | direct)
-        .distinct()
-        .order_by("first_name", "username")
-    )
+    """Active team members who may call and see people at the site (and so take one over)."""
+    return staff_who_can("queue.call_arrival", site).order_by("first_name", "username")
 
 
 def arrival_hand_off(

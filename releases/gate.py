@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from clinic.sites import holds_role
+from clinic.sites import can
 from releases.models import (
     CRIMINAL_LEGAL,
     Approval,
@@ -245,9 +245,9 @@ def _approver_problem(approval: Approval, site) -> str:
     user = approval.by
     if not user.is_active:
         return "approver_inactive"
-    if not user.memberships.filter(site=site, site__is_active=True).exists():
+    if not user.memberships.filter(site=site, site__is_active=True, roles__isnull=False).exists():
         return "approver_not_at_site"
-    if approval.as_privacy_officer and not holds_role(user, MANAGE, site):
+    if approval.as_privacy_officer and not can(user, MANAGE, site):
         return "approver_not_officer"
     return ""
 

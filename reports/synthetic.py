@@ -426,11 +426,16 @@ def _make_sites(specs: list[_Site], rng: random.Random, staff_per_site: list[int
         )
         spec.staff = [(u.pk, str(DISCIPLINES[n % len(DISCIPLINES)])) for n, u in enumerate(users)]
         for user in members:
-            # The discipline they have elsewhere (a director: administration).
-            elsewhere = Membership.objects.filter(user=user).values_list("discipline", flat=True)
-            Membership.objects.create(
-                user=user, site=site, discipline=elsewhere.first() or Discipline.ADMINISTRATION
+            # The discipline and roles they have at the site they work at (a director:
+            # administration, director).
+            home = Membership.objects.filter(user=user).order_by("pk").first()
+            membership = Membership.objects.create(
+                user=user,
+                site=site,
+                discipline=home.discipline if home else Discipline.ADMINISTRATION,
             )
+            if home is not None:
+                membership.roles.set(home.roles.all())
 
 
 def _noon_utc(day: date, tz) -> datetime:

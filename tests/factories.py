@@ -51,12 +51,20 @@ class PersonFactory(factory.django.DjangoModelFactory):
 
 
 def make_staff(*, site, roles, discipline=Discipline.OTHER, **fields):
-    """A staff member holding `roles` (group names) who works at `site` (None: no site)."""
+    """A staff member holding `roles` (role names) at `site` (None: no site, so no roles)."""
     user = UserFactory(**fields)
-    user.groups.set(Group.objects.filter(name__in=roles))
     if site is not None:
-        Membership.objects.create(user=user, site=site, discipline=discipline)
+        grant(user, site, *roles, discipline=discipline)
     return user
+
+
+def grant(user, site, *roles, discipline=Discipline.OTHER) -> Membership:
+    """Give `user` these roles at `site` (a membership there, made if needed)."""
+    membership, _created = Membership.objects.get_or_create(
+        user=user, site=site, defaults={"discipline": discipline}
+    )
+    membership.roles.add(*Group.objects.filter(name__in=roles))
+    return membership
 
 
 def check_in(*, site, by, name=None, person=None, **kwargs):

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinic.models import Person, Site
-from clinic.sites import holds_role
+from clinic.sites import can
 from releases.errors import ReleaseError
 from releases.gate import normalise_purpose
 from releases.models import (
@@ -546,7 +546,7 @@ STAFF_PERM = "clinic.view_person"  # front desk and care team: anyone who sees t
 def can_place_hold(user, site: Site | None) -> bool:
     """Any staff member of the site who works with people (front desk, care team) or the
     privacy officer, by role: a hold only ever stops releases, so no one is kept from it."""
-    return holds_role(user, STAFF_PERM, site) or holds_role(user, MANAGE, site)
+    return can(user, STAFF_PERM, site) or can(user, MANAGE, site)
 
 
 def consent_hold_place(*, person: Person, site: Site, by, note: str = "") -> list[Revocation]:

@@ -2,7 +2,7 @@
 
 Every step that lets information out calls releases.gate.release_attempt at that moment and
 goes on only when it is granted; nothing here decides a release itself. Roles are checked
-from group membership at the site, never with `has_perm` alone: a superuser holds every
+at the site with `clinic.sites.can`, never with `has_perm`: a superuser holds every
 permission in Django's eyes and must still get nothing here (RELEASES.md, "no bypass").
 """
 
@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clinic.sites import holds_role
+from clinic.sites import can
 from releases.errors import ReleaseError
 from releases.gate import Decision, logged_category, release_attempt
 from releases.models import (
@@ -110,7 +110,7 @@ def reason_text(code: str) -> str:
 
 
 def is_release_staff(user, site) -> bool:
-    return holds_role(user, REQUEST, site) or holds_role(user, MANAGE, site)
+    return can(user, REQUEST, site) or can(user, MANAGE, site)
 
 
 def _require_release_staff(user, site) -> None:
@@ -144,7 +144,7 @@ def release_request_create(
     """A clinician asks for a release. Nothing is released or decided here; the gate decides
     when a packet is prepared and again when it is handed over."""
     now = timezone.now()  # never a caller's time: nothing is decided as of another moment
-    if not holds_role(by, REQUEST, site) and not holds_role(by, MANAGE, site):
+    if not can(by, REQUEST, site) and not can(by, MANAGE, site):
         raise ReleaseError("not_allowed", _("Only care-team staff of this site can ask."))
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
@@ -188,8 +188,8 @@ def release_approve(*, request: ReleaseRequest, by) -> Approval:
         request = (
             ReleaseRequest.objects.select_for_update().select_related("site").get(pk=request.pk)
         )
-        officer = holds_role(by, MANAGE, request.site)
-        if not officer and not holds_role(by, REQUEST, request.site):
+        officer = can(by, MANAGE, request.site)
+        if not officer and not can(by, REQUEST, request.site):
             raise ReleaseError(
                 "not_allowed", _("Only staff of this site can approve a release from it.")
             )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.models import Site
-from clinic.sites import holds_role
+from clinic.sites import can
 from releases.errors import ReleaseError
 from releases.models import (
     CRIMINAL_LEGAL,
@@ -32,7 +32,7 @@ REASON_MAX = 300
 
 def is_privacy_officer(user, site: Site | None) -> bool:
     """The user is this site's privacy officer by role; never just for being a superuser."""
-    return holds_role(user, MANAGE, site)
+    return can(user, MANAGE, site)
 
 
 def require_privacy_officer(user, site: Site) -> None:

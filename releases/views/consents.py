@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic.access import access_log_record
 from clinic.models import AccessLog, Person
-from clinic.sites import holds_role, role_required
+from clinic.sites import can, site_permission_required
 from releases.errors import ReleaseError
 from releases.forms_registry import ConsentForm, ExpiryEventForm, HoldForm, RevocationForm
 from releases.models import Consent, Scope
@@ -175,7 +175,7 @@ def consent_expiry_event_view(request, pk: int):
     return _detail(request, consent, event_form=form, status=400)
 
 
-hold_staff_required = role_required(STAFF_PERM, MANAGE)
+hold_staff_required = site_permission_required(STAFF_PERM, MANAGE)
 
 
 @never_cache
@@ -204,14 +204,14 @@ def consent_hold(request, pk: int):
                 )
                 % {"name": person.name},
             )
-            if holds_role(request.user, MANAGE, request.site):
+            if can(request.user, MANAGE, request.site):
                 return redirect("releases:person_consents", pk=person.pk)
             return redirect("visits:person", pk=person.pk)
     status = 400 if form.errors else 200
     context = {
         "person": person,
         "form": form,
-        "is_officer": holds_role(request.user, MANAGE, request.site),
+        "is_officer": can(request.user, MANAGE, request.site),
     }
     return render(request, "releases/consent_hold.html", context, status=status)
 

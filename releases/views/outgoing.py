@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic.access import access_log_record
 from clinic.models import AccessLog, Person
-from clinic.sites import holds_role, role_required
+from clinic.sites import can, site_permission_required
 from releases.accounting import emergencies_to_review, path_label
 from releases.errors import ReleaseError
 from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
@@ -25,8 +25,8 @@ from releases.models import EmergencyRelease, ReleasePacket, ReleaseRequest
 from releases.packets import packet_sha256, scope_labels
 from releases.services import outgoing as services
 
-staff_required = role_required(services.REQUEST, services.MANAGE)
-officer_required = role_required(services.MANAGE)
+staff_required = site_permission_required(services.REQUEST, services.MANAGE)
+officer_required = site_permission_required(services.MANAGE)
 
 
 def _log(request, *, person, obj, what=AccessLog.What.RELEASE) -> None:
@@ -95,7 +95,7 @@ def outgoing_detail(request, pk: int):
         "approvals": release.approvals.select_related("by").order_by("at", "pk"),
         "packets": packets,
         "log": log,
-        "is_officer": holds_role(request.user, services.MANAGE, request.site),
+        "is_officer": can(request.user, services.MANAGE, request.site),
         "criminal_legal": release.recipient.is_criminal_legal,
         "approved_by_me": release.approvals.filter(by=request.user).exists(),
     }

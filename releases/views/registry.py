@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic.models import Person
-from clinic.sites import role_required
+from clinic.sites import site_permission_required
 from releases.errors import ReleaseError
 from releases.forms_registry import (
     DeactivateForm,
@@ -38,7 +38,7 @@ from releases.services.registry import (
 
 def officer_required(view):
     """The privacy officer of the current site, by role (no superuser shortcut); never cached."""
-    return role_required(MANAGE)(never_cache(view))
+    return site_permission_required(MANAGE)(never_cache(view))
 
 
 def recipient_or_404(request, pk: int) -> Recipient:

@@ -96,8 +96,9 @@ def test_seed_demo_puts_each_demo_account_in_its_role_at_the_demo_site(db, debug
         ("privacy", roles.PRIVACY_OFFICER),
     ]:
         user = get_user_model().objects.get(username=username)
-        assert list(user.groups.values_list("name", flat=True)) == [group], username
-        assert user.memberships.filter(site=site).exists(), username
+        membership = user.memberships.get(site=site)
+        assert list(membership.roles.values_list("name", flat=True)) == [group], username
+        assert not user.groups.exists(), username
         assert user.check_password("demo-pass-1"), username
 
 

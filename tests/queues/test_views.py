@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from clinic import roles
-from clinic.models import Membership, Person
+from clinic.models import Person
 from clinic.sites import SESSION_SITE_KEY
 from queues import services
 from queues.models import Arrival, ArrivalEvent, State
@@ -22,6 +22,7 @@ from tests.factories import (
     ServiceFactory,
     SiteFactory,
     check_in,
+    grant,
     make_staff,
 )
 from tests.helpers import PERSONAS, assert_login_redirect, messages_of
@@ -149,7 +150,7 @@ def test_admin_is_only_for_staff_accounts(client, login, persona):
 
 
 def test_switch_site_moves_a_member_of_two_sites(client, site, other_site, clinician):
-    Membership.objects.create(user=clinician, site=other_site)
+    grant(clinician, other_site, roles.CLINICIAN)
     client.force_login(clinician)
 
     response = client.post(reverse("switch_site"), {"site": other_site.slug})
@@ -163,7 +164,7 @@ def test_without_a_choice_a_member_of_two_sites_acts_for_the_first_one_they_join
 ):
     # Hillside comes first by name; the clinician works at Riverside and was added later to
     # Hillside: pages are for Riverside until they switch.
-    Membership.objects.create(user=clinician, site=other_site)
+    grant(clinician, other_site, roles.CLINICIAN)
     client.force_login(clinician)
 
     assert client.get(reverse("queues:board")).context["current_site"] == site

@@ -757,8 +757,8 @@ def test_an_approver_who_left_the_site_no_longer_counts(person, approved_probati
 
 def test_an_approval_given_as_privacy_officer_needs_the_role_still(person, approved_probation):
     request, officer, _colleague = approved_probation
-    officer.groups.clear()
-    officer.groups.add(Group.objects.get(name=roles.CLINICIAN))
+    membership = officer.memberships.get(site=person.site)
+    membership.roles.set([Group.objects.get(name=roles.CLINICIAN)])
     decision = attempt(person, request.recipient, request=request)
     assert_refused(decision, "approver_not_officer")
     assert DisclosureLog.objects.order_by("-pk").first().reason == "approver_not_officer"

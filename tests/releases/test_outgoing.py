@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +27,7 @@ from releases.models import (
     Scope,
 )
 from releases.services import outgoing as services
-from tests.factories import UserFactory, make_staff
+from tests.factories import UserFactory, grant, make_staff
 from tests.helpers import PERSONAS, assert_login_redirect, messages_of
 from tests.releases.clock import clock_at
 from tests.releases.factories import (
@@ -217,7 +216,7 @@ def test_superuser_with_no_approvals_gets_nothing(person, court, consent, clinic
         services.packet_generate(request=request, by=root)
     assert info.value.code == "not_allowed"
     # With a clinician's role the superuser approves as a colleague, never as privacy officer.
-    root.groups.add(Group.objects.get(name=roles.CLINICIAN))
+    grant(root, person.site, roles.CLINICIAN)
     approval = services.release_approve(request=request, by=root)
     assert approval.as_privacy_officer is False
     services.release_approve(request=request, by=clinician)

@@ -202,9 +202,10 @@ def test_default_period_is_the_last_90_complete_days_at_the_current_site(client,
 
 
 def test_a_director_of_two_sites_can_see_them_together(client, clinic, director, site, other_site):
-    from clinic.models import Membership
+    from clinic import roles
+    from tests.factories import grant
 
-    Membership.objects.create(user=director, site=other_site)
+    grant(director, other_site, roles.DIRECTOR)
     clinic.visit(clinic.person("Ivy", site=other_site), D(3), site=other_site)
     client.force_login(director)
     response = client.get(DASHBOARD, {**PERIOD, "site": "all"})

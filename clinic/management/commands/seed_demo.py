@@ -26,7 +26,7 @@ SERVICES = [
 ]
 ROOMS = ["Room 1", "Room 2", "Nurse station", "Peer desk"]
 STAFF = [
-    # username, first, last, role groups, discipline, admin access
+    # username, first, last, roles at the demo site, discipline, admin access
     ("frontdesk", "Robin", "Ellis", [roles.FRONT_DESK], Discipline.FRONT_DESK, False),
     ("clinician", "Alex", "Rivera", [roles.CLINICIAN], Discipline.NURSE_PRACTITIONER, False),
     ("nurse", "Jo", "Okafor", [roles.CLINICIAN], Discipline.NURSE, False),
@@ -99,10 +99,10 @@ class Command(BaseCommand):
             user.first_name, user.last_name, user.is_staff = first, last, admin
             user.set_password(password)
             user.save()
-            user.groups.set(Group.objects.filter(name__in=groups))
-            Membership.objects.update_or_create(
+            membership, _ = Membership.objects.update_or_create(
                 user=user, site=site, defaults={"discipline": discipline}
             )
+            membership.roles.set(Group.objects.filter(name__in=groups))
             accounts[username] = user
         return accounts
 
