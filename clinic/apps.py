@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
@@ -13,3 +14,23 @@ class ClinicConfig(AppConfig):
         # Roles must exist in every database, not only where the demo was seeded; Django
         # creates permissions the same way, after migrate.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="clinic.sync_roles")
+
+        # Every way of signing in and out goes through these signals (the login page, the
+        # screen lock's unlock, the admin, tests' force_login): sessions are tracked so that
+        # they can all be ended at once (clinic/accounts.py).
+        user_logged_in.connect(_track, dispatch_uid="clinic.session_track")
+        user_logged_out.connect(_forget, dispatch_uid="clinic.session_forget")
+
+
+def _track(sender, request, user, **kwargs):
+    from clinic.accounts import session_track
+
+    if request is not None and hasattr(request, "session"):
+        session_track(request=request, user=user)
+
+
+def _forget(sender, request, user, **kwargs):
+    from clinic.accounts import session_forget
+
+    if request is not None and hasattr(request, "session"):
+        session_forget(request=request)

@@ -288,3 +288,22 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.what} {self.object_id} {self.at:%Y-%m-%d %H:%M}"
+
+
+class StaffSession(models.Model):
+    """A signed-in session of a staff account, so that all of them can be ended at once: sign
+    out everywhere, a password changed or reset, a role or membership taken away."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("signed-in session")
+        verbose_name_plural = _("signed-in sessions")
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.started_at:%Y-%m-%d %H:%M}"

@@ -26,6 +26,9 @@ from queues.selectors import display_snapshot, queue_snapshot, queue_version
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+# The session ended (signed out, signed out everywhere, password or roles changed): the page
+# shows the sign-in or the screen lock instead of reloading.
+CLOSE_SESSION_ENDED = 4401
 
 
 class _QueueSocket(JsonWebsocketConsumer):
@@ -93,8 +96,26 @@ class BoardConsumer(_QueueSocket):
         self.user = user
         self.group = realtime.staff_group(self.site.pk)
         self.join_group()
+        # Ending the session or every session of the account closes this socket at once.
+        self.account_groups = [realtime.user_group(user.pk)]
+        session_key = self.scope["session"].session_key
+        if session_key:
+            self.account_groups.append(realtime.session_group(session_key))
+        for group in self.account_groups:
+            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
         self.accept()
         self.send_snapshot()
+
+    def session_ended(self, event):
+        self.close(code=CLOSE_SESSION_ENDED)
+
+    def disconnect(self, code):
+        super().disconnect(code)
+        for group in getattr(self, "account_groups", ()):
+            try:
+                async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+            except Exception:
+                logger.info("Could not leave %s on disconnect", group, exc_info=True)
 
     def still_allowed(self) -> bool:
         """The session still exists and its user still works here with the same role."""
