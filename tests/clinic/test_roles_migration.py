@@ -26,7 +26,7 @@ def test_global_roles_become_the_same_roles_at_every_site_each_person_works_at()
         group = {name: Group.objects.get_or_create(name=name)[0] for name in roles.ROLE_NAMES}
         a = Site.objects.create(name="A", slug="a")
         b = Site.objects.create(name="B", slug="b")
-        c = Site.objects.create(name="C", slug="c")
+        Site.objects.create(name="C", slug="c")
         people = {
             "both": ([roles.DIRECTOR, roles.CLINICIAN], [a, b]),
             "desk": ([roles.FRONT_DESK], [a]),
@@ -56,9 +56,8 @@ def test_global_roles_become_the_same_roles_at_every_site_each_person_works_at()
         user = users[username]
         slugs = {s.slug for s in member_of}
         for slug, s in sites.items():
-            held = set(
-                NewMembership.objects.filter(user=user, site=s).values_list("roles__name", flat=True)
-            ) - {None}
+            memberships = NewMembership.objects.filter(user=user, site=s)
+            held = set(memberships.values_list("roles__name", flat=True)) - {None}
             assert held == (set(role_names) if slug in slugs else set()), (username, slug)
             for perm in PERMS:
                 expected = slug in slugs and any(

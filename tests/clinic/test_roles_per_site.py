@@ -63,9 +63,7 @@ def test_a_director_at_one_site_and_clinician_at_another_is_each_where_they_are_
     assert site_perms(dana, other_site) == frozenset(roles.ROLE_PERMISSIONS[roles.CLINICIAN])
 
 
-def test_pages_follow_the_role_at_the_site_the_person_is_acting_for(
-    client, site, other_site, dana
-):
+def test_pages_follow_the_role_at_the_site_the_person_is_acting_for(client, site, other_site, dana):
     riverside_person = PersonFactory(site=site)
     hillside_person = PersonFactory(site=other_site)
     client.force_login(dana)
