@@ -9,6 +9,7 @@ class ClinicConfig(AppConfig):
     verbose_name = _("Clinic")
 
     def ready(self):
+        from clinic import throttling  # noqa: F401  (connects the lockout log to django-axes)
         from clinic.roles import sync_roles_after_migrate
 
         # Roles must exist in every database, not only where the demo was seeded; Django

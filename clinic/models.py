@@ -307,3 +307,43 @@ class StaffSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class LockoutEvent(models.Model):
+    """A sign-in locked after repeated failures, or unlocked by a director: the lockout log the
+    privacy officer reads. Rows are only ever added.
+
+    The name typed is kept only when it is an account's username: a name that matches no
+    account may be a password typed into the wrong field."""
+
+    class Kind(models.TextChoices):
+        LOCKED = "locked", _("Locked after repeated failures")
+        UNLOCKED = "unlocked", _("Unlocked by a director")
+
+    kind = models.CharField(_("what"), max_length=10, choices=Kind.choices)
+    at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="lockout_events",
+        verbose_name=_("account"),
+    )
+    ip_address = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("unlocked by"),
+    )
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("lockout")
+        verbose_name_plural = _("lockout log")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.user or '?'} {self.at:%Y-%m-%d %H:%M}"

@@ -6,6 +6,7 @@ bare machine can try it. Real deployments set DATABASE_URL (PostgreSQL) and REDI
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "clinic",
     "queues",
     "visits",
@@ -63,8 +67,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"
@@ -137,9 +144,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out account and address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login throttling (django-axes) ------------------------------------------------------------
+# Failures are counted per account *and* address together: someone guessing at one account from
+# the clinic's shared address locks only that account from there, never the front desk's.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "clinic.throttling.lockout_response"
+# The client's address is REMOTE_ADDR, which uvicorn sets from X-Forwarded-For only when the
+# request comes from FORWARDED_ALLOW_IPS (the proxy): no header a client sends is trusted here.
+AXES_CLIENT_IP_CALLABLE = "clinic.throttling.client_ip"
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "new_password1", "new_password2"]
+# Sign-ins are not logged by axes (clinic.StaffSession tracks sessions); lockouts are, in the
+# lockout log (clinic.LockoutEvent).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
+# --- Second factor (django-otp, TOTP) ----------------------------------------------------------
+OTP_TOTP_ISSUER = os.environ.get("OTP_ISSUER", "Threshold")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -194,5 +227,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
+        # django-axes logs the name typed at every failed sign-in, which may be a password
+        # typed into the wrong field; lockouts are logged by clinic.throttling instead.
+        "axes": {"level": "ERROR"},
     },
 }

@@ -47,7 +47,8 @@ def sockets_close(*, user_id: int | None = None, session_key: str | None = None)
         groups.append(user_group(user_id))
     if session_key:
         groups.append(session_group(session_key))
-    transaction.on_commit(partial(_send_groups, groups, {"type": SESSION_ENDED}), robust=True)
+    message = {"type": SESSION_ENDED}
+    transaction.on_commit(partial(_send_groups, groups, message, "session end"), robust=True)
 
 
 def queue_changed(*, site_id: int, version: int) -> None:
@@ -56,10 +57,11 @@ def queue_changed(*, site_id: int, version: int) -> None:
 
 def _send(site_id: int, version: int) -> None:
     message = {"type": QUEUE_CHANGED, "site": site_id, "version": version}
-    _send_groups([staff_group(site_id), display_group(site_id)], message)
+    what = f"queue change (site {site_id}, version {version})"
+    _send_groups([staff_group(site_id), display_group(site_id)], message, what)
 
 
-def _send_groups(groups: list[str], message: dict) -> None:
+def _send_groups(groups: list[str], message: dict, what: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
@@ -67,4 +69,4 @@ def _send_groups(groups: list[str], message: dict) -> None:
         try:
             async_to_sync(layer.group_send)(group, message)
         except Exception:  # the change is saved; screens catch up on their next sync
-            logger.warning("Could not broadcast %s to %s", message["type"], group, exc_info=True)
+            logger.warning("Could not broadcast %s to %s", what, group, exc_info=True)
