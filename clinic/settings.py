@@ -39,7 +39,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "clinic.apps.ThresholdAdminConfig",  # Django's admin, scoped to directed sites
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

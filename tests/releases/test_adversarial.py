@@ -202,7 +202,7 @@ def test_case_4_superuser_cannot_bulk_delete_disclosure_rows_in_the_admin(admin_
     assert DisclosureLog.objects.filter(pk=log_row.pk).exists()
 
 
-@pytest.mark.parametrize("persona", ["superuser"])
+@pytest.mark.parametrize("persona", ["superuser", "director", "privacy_officer"])
 @pytest.mark.parametrize("model_name", ["consent", "recipient", "disclosurelog"], ids=lambda m: m)
 def test_case_4_the_admin_offers_no_consent_recipient_or_disclosure_page_to_anyone(
     request, client, log_row, model_name, persona
