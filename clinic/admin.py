@@ -148,6 +148,9 @@ class MembershipInline(ScopedInline, admin.TabularInline):
     extra = 1
     readonly_fields = ["external_id"]
 
+    class Media:
+        css = {"all": ["css/admin-staff.css"]}
+
     def get_queryset(self, request):
         queryset = super().get_queryset(request).select_related("user", "site")
         if not _operator(request):
@@ -165,12 +168,17 @@ class MembershipInline(ScopedInline, admin.TabularInline):
             kwargs["queryset"] = staff.accounts_directed_by(request.user)
         elif db_field.name == "site":
             kwargs["queryset"] = self.scope(request, "add").sites()
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        # A new account comes with its own membership (the add form asks for the site), so
+        # "add another" from a membership row would only make a duplicate.
+        if field is not None and hasattr(field.widget, "can_add_related"):
+            field.widget.can_add_related = False
+        return field
 
 
 class SiteMembershipInline(MembershipInline):
     fk_name = "site"
-    fields = ["user", "discipline", "roles", "external_id"]
+    fields = ["user", "discipline", "roles"]
     autocomplete_fields = ["user"]
 
 
@@ -314,6 +322,9 @@ class StaffUserAdmin(NothingSavedOnRefusal, ScopedModelAdmin, auth_admin.UserAdm
     search_fields = ["username", "first_name", "last_name", "email"]
     inlines = [AccountMembershipInline]
 
+    class Media:
+        css = {"all": ["css/admin-staff.css"]}
+
     def get_queryset(self, request):
         queryset = admin.ModelAdmin.get_queryset(self, request)
         found = self.scope(request, "view")
@@ -343,9 +354,14 @@ class StaffUserAdmin(NothingSavedOnRefusal, ScopedModelAdmin, auth_admin.UserAdm
     def get_fieldsets(self, request, obj=None):
         if obj is None or _operator(request):
             return super().get_fieldsets(request, obj)
-        first = ["username", "password"] if self.manageable(request, obj) else ["username"]
+        if self.manageable(request, obj):
+            first = {"fields": ["username", "password"]}
+        else:
+            # Why the account's own fields are read-only here.
+            reason = staff.why_not(staff.account_check_manage, by=request.user, account=obj)
+            first = {"fields": ["username"], "description": reason}
         return (
-            (None, {"fields": first}),
+            (None, first),
             (_("Personal info"), {"fields": ["first_name", "last_name", "email"]}),
             (_("Status"), {"fields": ["is_active"]}),
             (_("Important dates"), {"fields": ["last_login", "date_joined"]}),

@@ -172,6 +172,8 @@ class ThresholdAdminSite(admin.AdminSite):
     site_header = _("Threshold administration")
     site_title = _("Threshold administration")
     index_title = _("Sites and staff")
+    # Directors have three pages here; the sidebar would only narrow the membership tables.
+    enable_nav_sidebar = False
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
