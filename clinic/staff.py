@@ -23,6 +23,7 @@ Refusals are Django `ValidationError`s with a `code`, per field where one belong
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -32,7 +33,7 @@ from django.utils.translation import gettext as _
 
 from clinic.accounts import sessions_end
 from clinic.models import Membership, Site
-from clinic.roles import DIRECTOR, ROLE_NAMES
+from clinic.roles import DIRECTOR, ROLE_LABELS, ROLE_NAMES
 from clinic.sites import directed_sites
 
 # What a director may change on an account they fully manage; operators may also change the
@@ -85,11 +86,49 @@ def role_names(membership: Membership) -> list[str]:
 
 def may(check, **kwargs) -> bool:
     """True when `check(**kwargs)` refuses nothing (for pages deciding what to offer)."""
+    return why_not(check, **kwargs) is None
+
+
+def why_not(check, **kwargs) -> str | None:
+    """Why `check(**kwargs)` refuses, or None when it does not."""
     try:
         check(**kwargs)
-    except ValidationError:
-        return False
-    return True
+    except ValidationError as error:
+        return " ".join(error.messages)
+    return None
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    membership: Membership
+    roles: list[str]  # role names, in clinic.roles order
+
+    @property
+    def account(self):
+        return self.membership.user
+
+    @property
+    def role_labels(self) -> list[str]:
+        return [str(ROLE_LABELS[name]) for name in self.roles]
+
+
+def staff_rows(*, site: Site) -> list[StaffRow]:
+    """Who works at `site`, with their roles there (the staff page's list)."""
+    return [StaffRow(membership, role_names(membership)) for membership in site_staff(site)]
+
+
+def member_actions(*, by, membership: Membership) -> dict:
+    """What `by` may do about one member of a site, and why not (the member's page)."""
+    account = membership.user
+    roles_refusal = why_not(membership_check_change, by=by, membership=membership)
+    account_refusal = why_not(account_check_manage, by=by, account=account)
+    if account_refusal is None and account.pk == by.pk:
+        account_refusal = _("Your own password and details are changed on your account page.")
+    return {
+        "roles_refusal": roles_refusal,
+        "account_refusal": account_refusal,
+        "remove_refusal": why_not(membership_check_remove, by=by, membership=membership),
+    }
 
 
 # --- the rules (services check them again inside their transaction) ----------------------------

@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("visits.urls")),
     path("privacy/", include("releases.urls")),
     path("reports/", include("reports.urls")),
+    path("staff/", include("clinic.staff_views")),
     path("admin/", admin.site.urls),
 ]
