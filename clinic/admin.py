@@ -412,6 +412,10 @@ class StaffUserAdmin(NothingSavedOnRefusal, ScopedModelAdmin, auth_admin.UserAdm
         else:
             super().save_formset(request, form, formset, change)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["history_allowed"] = obj is not None and self.manageable(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def history_view(self, request, object_id, extra_context=None):
         # The history of an account that also works elsewhere tells of its memberships and
         # roles there (e.g. "Changed roles for site membership “casey @ Hillside”").

@@ -582,6 +582,11 @@ def test_a_colleague_who_also_works_elsewhere_keeps_their_password_name_and_stat
 
     # Its history tells of its memberships elsewhere.
     assert client.get(url("auth_user_history", shared_clinician.pk)).status_code == 403
+    history_link = f'href="{url("auth_user_history", shared_clinician.pk)}"'
+    assert (
+        history_link
+        not in client.get(url("auth_user_change", shared_clinician.pk)).content.decode()
+    )
 
     page = client.get(url("auth_user_change", shared_clinician.pk))
     assert page.status_code == 200
@@ -818,3 +823,33 @@ def test_changing_ones_own_password_in_the_admin_ends_ones_other_sessions(client
         StaffSession.objects.filter(user=director).values_list("session_key", flat=True)
     ) == [key]
     assert Session.objects.filter(session_key=key).exists()
+
+
+def test_a_refusal_at_save_time_leaves_nothing_half_saved(client, monkeypatch, director, clinician):
+    """Forms catch the rules first; if a service still refuses (someone changed the account a
+    moment before), the whole admin change is rolled back and the page says why."""
+    from django.core.exceptions import ValidationError
+
+    from clinic import staff
+
+    def refuse(**kwargs):
+        raise ValidationError("Someone else changed this account.", code="account_elsewhere")
+
+    # The account's names are saved first, then the memberships: the refusal comes second.
+    monkeypatch.setattr(staff, "membership_set_roles", refuse)
+    client.force_login(director)
+    page = client.get(url("auth_user_change", clinician.pk))
+    assert f'href="{url("auth_user_history", clinician.pk)}"' in page.content.decode()
+    data = form_data(page, "user_form")
+    data["first_name"] = ["Changed"]
+    row = next(i for i in membership_rows(data) if data[f"memberships-{i}-site"])
+    data[f"memberships-{row}-roles"] = ["clinician", "front_desk"]
+    response = client.post(url("auth_user_change", clinician.pk), data)
+    assert response.status_code == 302
+    assert response.url == url("auth_user_change", clinician.pk)
+    assert "Nothing was saved: Someone else changed this account." in [
+        str(m) for m in response.wsgi_request._messages
+    ]
+    clinician.refresh_from_db()
+    assert clinician.first_name == "Alex"
+    assert set(clinician.memberships.get().roles.values_list("name", flat=True)) == {"clinician"}
