@@ -81,7 +81,7 @@ class MembershipAdminForm(forms.ModelForm):
                 )
             elif {"user", "site"} & set(self.changed_data):
                 raise ValidationError(
-                    _("To move someone to another site, add a row for it and remove this one."),
+                    _("A row cannot be moved to another person or site: add a new row instead."),
                     code="moved",
                 )
             else:

@@ -853,3 +853,17 @@ def test_a_refusal_at_save_time_leaves_nothing_half_saved(client, monkeypatch, d
     clinician.refresh_from_db()
     assert clinician.first_name == "Alex"
     assert set(clinician.memberships.get().roles.values_list("name", flat=True)) == {"clinician"}
+
+
+def test_a_membership_row_is_not_moved_to_another_account(client, site, director, clinician):
+    """Moving a row to someone else would hand them the roles without the checks of adding."""
+    client.force_login(director)
+    data = site_page_data(client, site)
+    row = next(
+        i for i in membership_rows(data) if data[f"memberships-{i}-user"] == [str(clinician.pk)]
+    )
+    data[f"memberships-{row}-user"] = [str(director.pk)]
+    response = client.post(url("clinic_site_change", site.pk), data)
+    assert response.status_code == 200
+    assert "add a new row instead" in response.content.decode()
+    assert Membership.objects.get(pk=clinician.memberships.get().pk).user == clinician
