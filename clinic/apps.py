@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +22,14 @@ class ClinicConfig(AppConfig):
         # they can all be ended at once (clinic/accounts.py).
         user_logged_in.connect(_track, dispatch_uid="clinic.session_track")
         user_logged_out.connect(_forget, dispatch_uid="clinic.session_forget")
+
+
+class ThresholdAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, with `admin.site` scoped to the sites a user directs
+    (clinic/admin_site.py)."""
+
+    default = False  # ClinicConfig stays this module's config for "clinic"
+    default_site = "clinic.admin_site.ThresholdAdminSite"
 
 
 def _track(sender, request, user, **kwargs):

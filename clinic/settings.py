@@ -40,7 +40,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "clinic.apps.ThresholdAdminConfig",  # Django's admin, scoped to directed sites
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -169,6 +169,8 @@ AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "new_password1", "new_pass
 # Sign-ins are not logged by axes (clinic.StaffSession tracks sessions); lockouts are, in the
 # lockout log (clinic.LockoutEvent).
 AXES_DISABLE_ACCESS_LOG = True
+# Lockouts are read in the lockout log and unlocked on the staff page, scoped to sites.
+AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
 
 # --- Second factor (django-otp, TOTP) ----------------------------------------------------------

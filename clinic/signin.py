@@ -124,26 +124,3 @@ def setup_secret(device: TOTPDevice) -> str:
 def second_factor_remove(user) -> None:
     """Forget the user's authenticator apps (their own choice, or a director's reset)."""
     TOTPDevice.objects.filter(user=user).delete()
-
-
-def second_factor_reset(*, user, by) -> None:
-    """A director resets the second factor of a colleague who lost their phone: the app is
-    forgotten and their sessions end; at the next sign-in they set up a new one (where it is
-    required). Only for an account whose every site is one `by` directs, never a superuser's
-    or one's own: otherwise a director of one site could weaken another site's accounts."""
-    from django.core.exceptions import ValidationError
-    from django.utils.translation import gettext as _
-
-    from clinic.accounts import sessions_end
-    from clinic.sites import directed_sites
-
-    directed = set(directed_sites(by).values_list("pk", flat=True))
-    theirs = set(user.memberships.values_list("site_id", flat=True))
-    if user.pk == by.pk or user.is_superuser or not theirs or not theirs <= directed:
-        raise ValidationError(
-            _("Only a director of every site this person works at can reset their second factor."),
-            code="not_allowed",
-        )
-    with transaction.atomic():
-        second_factor_remove(user)
-        sessions_end(user=user)

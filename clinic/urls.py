@@ -29,10 +29,10 @@ urlpatterns = [
         name="account_second_factor_remove",
     ),
     path("privacy/lockouts/", lockout_views.lockout_log, name="lockout_log"),
-    path("staff/<int:user_id>/unlock/", lockout_views.unlock, name="staff_unlock"),
     path("queue/", include("queues.urls")),
     path("", include("visits.urls")),
     path("privacy/", include("releases.urls")),
     path("reports/", include("reports.urls")),
+    path("staff/", include("clinic.staff_views")),
     path("admin/", admin.site.urls),
 ]

@@ -4,12 +4,14 @@ the second factor (required by a site for its directors and privacy officers).""
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from clinic import roles, signin
+from clinic import roles
+from clinic import staff as staff_services
 from clinic.login_views import PENDING
 from clinic.models import LockoutEvent, StaffSession
 from clinic.throttling import account_unlock, locked_out_usernames, lockouts_for
@@ -299,7 +301,7 @@ def test_a_director_resets_a_lost_app_and_the_next_sign_in_sets_up_a_new_one(
     user = staff(requiring_site, roles.PRIVACY_OFFICER, "privacy")
     TOTPDevice.objects.create(user=user, name="app", confirmed=True)
     Client().force_login(user)
-    signin.second_factor_reset(user=user, by=director)
+    staff_services.staff_second_factor_reset(account=user, by=director)
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert not StaffSession.objects.filter(user=user).exists()
     client = Client()
@@ -317,7 +319,7 @@ def test_a_director_cannot_reset_the_app_of_someone_who_also_works_elsewhere(
     TOTPDevice.objects.create(user=user, name="app", confirmed=True)
     for target in (user, director):
         with pytest.raises(ValidationError):
-            signin.second_factor_reset(user=target, by=director)
+            staff_services.staff_second_factor_reset(account=target, by=director)
     assert TOTPDevice.objects.filter(user=user).exists()
 
 
@@ -345,3 +347,81 @@ def test_a_required_second_factor_cannot_be_turned_off(client, requiring_site):
     client.force_login(user)
     client.post(reverse("account_second_factor_remove"), {"password": PASSWORD})
     assert TOTPDevice.objects.filter(user=user).exists()
+
+
+# --- on the staff page ------------------------------------------------------------------------
+
+
+def test_the_staff_page_shows_who_is_locked_out_and_a_director_unlocks_them(client, site, director):
+    staff(site, roles.FRONT_DESK, "frontdesk")
+    for _ in range(3):
+        attempt("frontdesk", "wrong")
+    client.force_login(director)
+    html = client.get(reverse("staff:list")).content.decode()
+    assert "Locked out" in html
+    user = get_user_model().objects.get(username="frontdesk")
+    response = client.post(reverse("staff:unlock", args=[user.pk]), {"from": "list"})
+    assert response.url == reverse("staff:list")
+    assert "Locked out" not in client.get(reverse("staff:list")).content.decode()
+    assert signed_in(attempt("frontdesk", PASSWORD))
+    assert LockoutEvent.objects.filter(kind="unlocked", by=director).exists()
+
+
+def test_unlocking_on_the_staff_page_is_a_directors_and_a_post(client, site, clinician):
+    user = staff(site, roles.FRONT_DESK, "frontdesk")
+    client.force_login(clinician)
+    assert client.post(reverse("staff:unlock", args=[user.pk])).status_code == 403
+    client.force_login(make_staff(site=site, roles=[roles.DIRECTOR]))
+    assert client.get(reverse("staff:unlock", args=[user.pk])).status_code == 405
+
+
+def test_a_director_resets_a_second_factor_from_the_member_page(client, site, director):
+    user = staff(site, roles.PRIVACY_OFFICER, "privacy")
+    TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    Client().force_login(user)
+    client.force_login(director)
+    page = client.get(reverse("staff:member", args=[user.pk])).content.decode()
+    assert "Reset their second factor" in page
+    client.post(reverse("staff:second_factor_reset", args=[user.pk]))
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert not StaffSession.objects.filter(user=user).exists()
+
+
+def test_requiring_a_second_factor_signs_out_the_sites_directors_and_privacy_officers(
+    site, director, privacy_officer, clinician
+):
+    for user in (director, privacy_officer, clinician):
+        Client().force_login(user)
+    staff_services.site_set_second_factor(by=director, site=site, required=True)
+    site.refresh_from_db()
+    assert site.require_second_factor
+    assert not StaffSession.objects.filter(user__in=[director, privacy_officer]).exists()
+    assert StaffSession.objects.filter(user=clinician).exists()
+
+
+def test_giving_a_director_role_where_a_second_factor_is_required_signs_them_out(
+    requiring_site, director, clinician
+):
+    Client().force_login(clinician)
+    membership = clinician.memberships.get(site=requiring_site)
+    staff_services.membership_set_roles(
+        by=director, membership=membership, roles=[roles.CLINICIAN, roles.PRIVACY_OFFICER]
+    )
+    assert not StaffSession.objects.filter(user=clinician).exists()
+
+
+def test_turning_on_the_second_factor_in_the_admin_goes_through_the_service(
+    client, site, director, privacy_officer
+):
+    from tests.clinic.formdata import form_data
+
+    Client().force_login(privacy_officer)
+    client.force_login(director)
+    url = reverse("admin:clinic_site_change", args=[site.pk])
+    data = form_data(client.get(url), "site_form")
+    data["require_second_factor"] = ["on"]
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    site.refresh_from_db()
+    assert site.require_second_factor
+    assert not StaffSession.objects.filter(user=privacy_officer).exists()
