@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic import roles
-from clinic.idle import SESSION_SIGNED_IN_KEY
+from clinic.idle import SESSION_SIGNED_IN_KEY, unlock_token_read
 from clinic.settings import env_positive_int
 from tests.factories import grant, make_staff
 from tests.helpers import assert_login_redirect
@@ -255,3 +255,27 @@ def test_the_idle_time_costs_no_query_once_known_and_an_extension_one_write(clie
     assert len(_queries(person)) == len(_queries(background)) + 1
     assert len(extra) == 1
     assert re.match(r'UPDATE "django_session"', extra[0])
+
+
+# --- what the page is given -------------------------------------------------------------------
+
+
+def test_signed_in_pages_carry_the_lock_with_the_idle_time_and_whose_page_it_is(client, clinician):
+    client.force_login(clinician)
+
+    html = client.get(reverse("queues:board")).content.decode()
+
+    assert 'id="screen-lock"' in html
+    assert 'data-idle-seconds="300"' in html
+    assert "js/lock.js" in html
+    assert "Lock screen" in html
+    assert "Alex, enter your password to continue." in html
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    assert unlock_token_read(token) == (clinician.pk, None, None)
+
+
+def test_the_sign_in_page_and_the_waiting_room_display_never_lock(client, site):
+    for url in (reverse("login"), reverse("queues:display", args=[site.display_token])):
+        html = client.get(url).content.decode()
+        assert "screen-lock" not in html
+        assert "lock.js" not in html
