@@ -376,6 +376,20 @@ def test_the_front_desk_locks_by_keyboard_and_hands_the_screen_to_someone_else(
     assert desk.errors == []
 
 
+@pytest.mark.browser
+def test_without_javascript_no_lock_screen_button_is_offered(
+    lock_server, clinician_cookie, chromium
+):
+    context = chromium.new_context(base_url=lock_server.url, java_script_enabled=False)
+    context.add_cookies([{**clinician_cookie, "url": lock_server.url}])
+    page = context.new_page()
+    page.goto("/queue/board/")
+
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Lock screen")).to_be_hidden()
+    context.close()
+
+
 # --- the server side alone --------------------------------------------------------------------
 
 
