@@ -129,6 +129,7 @@
 
   function wire(panel) {
     var form = panel.querySelector("form");
+    form.querySelector(".lock-error").setAttribute("role", "alert");
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       unlock(form);
