@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.sessions.models import Session
 
 from queues import services
 from tests.browser.test_live_queue import (
@@ -41,8 +42,14 @@ NAME, REASON = "Marcus Bell", "Chest pain since this morning"
 
 
 @pytest.fixture
-def lock_server(transactional_db, tmp_path, monkeypatch):
-    monkeypatch.setenv("IDLE_SECONDS", str(IDLE))
+def idle_seconds() -> int:
+    """The server's idle time; a test that must not see an idle lock parametrizes it."""
+    return IDLE
+
+
+@pytest.fixture
+def lock_server(transactional_db, tmp_path, monkeypatch, idle_seconds):
+    monkeypatch.setenv("IDLE_SECONDS", str(idle_seconds))
     server = start_asgi_server(tmp_path)
     yield server
     stop_asgi_server(server)
@@ -213,6 +220,49 @@ def test_an_idle_board_locks_hides_every_name_and_opens_again_as_it_was(
     expect(waiting.get_by_role("rowheader", name="Jess Ortiz")).to_be_visible(timeout=LIVE_MS)
     assert len(sockets) == 2 and not sockets[-1].is_closed()
     assert board.errors == desk.errors == []
+
+
+# Long enough that only the session's end can lock these boards.
+@pytest.mark.parametrize("idle_seconds", [300])
+@pytest.mark.browser
+def test_a_board_whose_session_ends_elsewhere_locks_instead_of_reloading(
+    lock_server, marcus_waiting, clinician_cookie, chromium
+):
+    board = Screen(chromium, lock_server, viewport=BOARD, cookie=clinician_cookie)
+    board.page.goto("/queue/board/")
+    expect(board.page.locator("#live-status")).to_have_text(BOARD_LIVE_TEXT)
+    board.mark_loaded()
+
+    # Signing out in another tab ends the session; the server closes its sockets with 4401.
+    other = board.context.new_page()
+    other.goto("/queue/")
+    other.get_by_role("button", name="Log out").click()
+    other.wait_for_url("**/login/")
+
+    expect(lock_dialog(board.page)).to_be_visible(timeout=LIVE_MS)
+    assert not board.reloaded()
+    assert_shows_no_one(board.page)
+    assert board.errors == []
+
+
+@pytest.mark.parametrize("idle_seconds", [300])
+@pytest.mark.browser
+def test_a_polling_board_whose_session_ended_locks_instead_of_reloading(
+    lock_server, marcus_waiting, clinician_cookie, chromium
+):
+    board = Screen(chromium, lock_server, viewport=BOARD, cookie=clinician_cookie)
+    board.page.route_web_socket("**/ws/**", lambda ws: ws.close())
+    board.page.goto("/queue/board/")
+    expect(board.page.get_by_role("rowheader", name=NAME)).to_be_visible()
+    board.mark_loaded()
+
+    in_thread(lambda: Session.objects.all().delete())
+
+    # The next poll (every 4 s) is sent to the sign-in page.
+    expect(lock_dialog(board.page)).to_be_visible(timeout=8000)
+    assert not board.reloaded()
+    assert_shows_no_one(board.page)
+    assert board.errors == []
 
 
 # --- what was typed ---------------------------------------------------------------------------
