@@ -7,6 +7,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run test install lint format demo-password clean
 
+# axe-core for the browser tests' accessibility checks (package.json), when npm is here.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the browser tests' accessibility checks cannot run"; fi
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -28,7 +33,7 @@ run: install .demo-password
 	@echo "Open http://127.0.0.1:8000 and sign in with a demo login above."
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: install
+test: install node_modules/.package-lock.json
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -42,4 +47,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles node_modules

@@ -21,6 +21,8 @@ class ClinicConfig(AppConfig):
         # screen lock's unlock, the admin, tests' force_login): sessions are tracked so that
         # they can all be ended at once (clinic/accounts.py).
         user_logged_in.connect(_track, dispatch_uid="clinic.session_track")
+        # ... and a new sign-in restarts the clock of the screen lock (clinic/idle.py).
+        user_logged_in.connect(_idle_start, dispatch_uid="clinic.idle_start")
         user_logged_out.connect(_forget, dispatch_uid="clinic.session_forget")
 
 
@@ -37,6 +39,13 @@ def _track(sender, request, user, **kwargs):
 
     if request is not None and hasattr(request, "session"):
         session_track(request=request, user=user)
+
+
+def _idle_start(sender, request, user, **kwargs):
+    from clinic.idle import session_signed_in
+
+    if request is not None and hasattr(request, "session"):
+        session_signed_in(request)
 
 
 def _forget(sender, request, user, **kwargs):

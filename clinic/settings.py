@@ -68,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # After authentication: every request the person made keeps the session alive for their
+    # idle time; background ones do not (clinic/idle.py).
+    "clinic.idle.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
@@ -221,6 +224,29 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # The healthcheck is probed over plain HTTP from inside the deployment network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+
+
+# --- Screen lock ------------------------------------------------------------------------------
+# Minutes without a key, pointer or touch before a signed-in screen locks and its session ends
+# (clinic/idle.py). A person holding several roles at a site gets the shortest of theirs there.
+# IDLE_SECONDS, when set, replaces them all (tests and demos). SESSION_COOKIE_AGE above stays
+# the longest a sign-in lasts, however active.
+def env_positive_int(name: str, default: int | None) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1.")
+    return int(value)
+
+
+IDLE_MINUTES = {
+    "front_desk": env_positive_int("IDLE_MINUTES_FRONT_DESK", 5),
+    "clinician": env_positive_int("IDLE_MINUTES_CLINICIAN", 5),
+    "director": env_positive_int("IDLE_MINUTES_DIRECTOR", 15),
+    "privacy_officer": env_positive_int("IDLE_MINUTES_PRIVACY_OFFICER", 15),
+}
+IDLE_SECONDS = env_positive_int("IDLE_SECONDS", None)
 
 LOGGING = {
     "version": 1,

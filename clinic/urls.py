@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from clinic import account_views, lockout_views, login_views, views
+from clinic import account_views, lock_views, lockout_views, login_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -29,6 +29,9 @@ urlpatterns = [
         name="account_second_factor_remove",
     ),
     path("privacy/lockouts/", lockout_views.lockout_log, name="lockout_log"),
+    path("unlock/", lock_views.unlock, name="unlock"),
+    path("session/activity/", lock_views.activity, name="session_activity"),
+    path("session/lock/", lock_views.lock, name="session_lock"),
     path("queue/", include("queues.urls")),
     path("", include("visits.urls")),
     path("privacy/", include("releases.urls")),

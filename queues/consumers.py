@@ -36,6 +36,8 @@ class _QueueSocket(JsonWebsocketConsumer):
 
     group: str | None = None
     sent_version = -1
+    # How a socket that is no longer allowed is closed (still_allowed may say why).
+    close_code = CLOSE_FORBIDDEN
 
     def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Malformed frames are ignored, never fatal: a buggy or hostile client cannot crash us.
@@ -50,7 +52,7 @@ class _QueueSocket(JsonWebsocketConsumer):
         if content.get("type") != "sync":
             return
         if not self.still_allowed():
-            self.close(code=CLOSE_FORBIDDEN)
+            self.close(code=self.close_code)
             return
         # Re-joining is idempotent and repairs membership lost when Redis restarted.
         self.join_group()
@@ -62,7 +64,7 @@ class _QueueSocket(JsonWebsocketConsumer):
         if event.get("version", 0) <= self.sent_version:
             return  # an earlier snapshot already included this change
         if not self.still_allowed():
-            self.close(code=CLOSE_FORBIDDEN)
+            self.close(code=self.close_code)
             return
         self.send_snapshot()
 
@@ -118,7 +120,10 @@ class BoardConsumer(_QueueSocket):
                 logger.info("Could not leave %s on disconnect", group, exc_info=True)
 
     def still_allowed(self) -> bool:
-        """The session still exists and its user still works here with the same role."""
+        """The session still exists and its user still works here with the same role. A
+        session that has ended (signed out, expired after the idle time, password changed)
+        closes with 4401, so the page shows the screen lock; a lost role with 4403."""
+        self.close_code = CLOSE_SESSION_ENDED
         session = self.scope.get("session")
         if session is None:
             return False
@@ -135,6 +140,7 @@ class BoardConsumer(_QueueSocket):
         ):
             return False
         self.user = user
+        self.close_code = CLOSE_FORBIDDEN
         return can(user, "queue.view_queue", self.site)
 
     def send_snapshot(self):

@@ -11,6 +11,7 @@ coroutine (`database_sync_to_async`) lands on the test's own thread and database
 
 import contextlib
 import json
+from datetime import timedelta
 
 import pytest
 import redis
@@ -20,12 +21,14 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 
 from clinic.asgi import application
 from clinic.models import Membership, Site
 from clinic.settings import redis_channel_layer
 from queues import services
-from queues.consumers import CLOSE_FORBIDDEN
+from queues.consumers import CLOSE_FORBIDDEN, CLOSE_SESSION_ENDED
 from queues.selectors import queue_version
 from tests.conftest import session_cookie_for
 from tests.factories import check_in
@@ -474,7 +477,7 @@ def test_display_sync_at_the_current_version_gets_no_reply_and_a_stale_one_gets_
 # --- losing access while connected --------------------------------------------------------------
 
 
-def test_signed_out_user_is_closed_at_the_next_sync(layer, site, clinician):
+def test_signed_out_user_is_closed_as_session_ended_at_the_next_sync(layer, site, clinician):
     headers = staff_headers(clinician)
 
     async def scenario():
@@ -483,7 +486,7 @@ def test_signed_out_user_is_closed_at_the_next_sync(layer, site, clinician):
             # Signing out deletes the session, wherever that happens.
             await database_sync_to_async(SessionStore(session_key(headers)).delete)()
             await ws.send_json_to({"type": "sync", "version": current})
-            assert await closed_with(ws) == CLOSE_FORBIDDEN
+            assert await closed_with(ws) == CLOSE_SESSION_ENDED
 
     run(scenario)
 
@@ -496,12 +499,14 @@ def test_signed_out_user_gets_no_further_changes(layer, site, front_desk, clinic
             await connected(ws)
             await database_sync_to_async(SessionStore(session_key(headers)).delete)()
             await a_check_in(site=site, by=front_desk, name="Marcus Lee")
-            assert await closed_with(ws) == CLOSE_FORBIDDEN
+            assert await closed_with(ws) == CLOSE_SESSION_ENDED
 
     run(scenario)
 
 
-def test_user_whose_password_changed_is_closed_at_the_next_sync(layer, site, clinician):
+def test_user_whose_password_changed_is_closed_as_session_ended_at_the_next_sync(
+    layer, site, clinician
+):
     headers = staff_headers(clinician)
 
     def change_password():
@@ -513,7 +518,61 @@ def test_user_whose_password_changed_is_closed_at_the_next_sync(layer, site, cli
             current = (await connected(ws))["version"]
             await database_sync_to_async(change_password)()
             await ws.send_json_to({"type": "sync", "version": current})
-            assert await closed_with(ws) == CLOSE_FORBIDDEN
+            assert await closed_with(ws) == CLOSE_SESSION_ENDED
+
+    run(scenario)
+
+
+def expire(headers) -> None:
+    """The session's idle time ran out (its row stays until the nightly clear-up)."""
+    Session.objects.filter(session_key=session_key(headers)).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def test_a_session_expired_after_its_idle_time_is_closed_as_ended_at_the_next_sync(
+    layer, site, clinician
+):
+    # The page syncs every 15 seconds: a quiet socket of an expired session closes within one.
+    headers = staff_headers(clinician)
+
+    async def scenario():
+        async with socket(board_path(site), headers) as ws:
+            current = (await connected(ws))["version"]
+            await database_sync_to_async(expire)(headers)
+            await ws.send_json_to({"type": "sync", "version": current})
+            assert await closed_with(ws) == CLOSE_SESSION_ENDED
+
+    run(scenario)
+
+
+def test_a_session_expired_after_its_idle_time_gets_no_further_changes(
+    layer, site, front_desk, clinician
+):
+    headers = staff_headers(clinician)
+
+    async def scenario():
+        async with socket(board_path(site), headers) as ws:
+            await connected(ws)
+            await database_sync_to_async(expire)(headers)
+            await a_check_in(site=site, by=front_desk, name="Marcus Lee")
+            # The close, never a snapshot with the new name in it.
+            assert await closed_with(ws) == CLOSE_SESSION_ENDED
+
+    run(scenario)
+
+
+def test_a_session_extended_by_its_person_stays_open(layer, site, clinician):
+    headers = staff_headers(clinician)
+
+    async def scenario():
+        async with socket(board_path(site), headers) as ws:
+            current = (await connected(ws))["version"]
+            await database_sync_to_async(
+                Session.objects.filter(session_key=session_key(headers)).update
+            )(expire_date=timezone.now() + timedelta(seconds=30))
+            await ws.send_json_to({"type": "sync", "version": current})
+            assert await ws.receive_nothing(timeout=QUIET)
 
     run(scenario)
 

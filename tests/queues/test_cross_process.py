@@ -191,7 +191,7 @@ def test_a_signed_out_user_on_another_process_is_closed_at_the_next_change(
         check_in(site=site, by=front_desk, name="Marcus Lee")
         with pytest.raises(ConnectionClosed) as closed:
             board.recv(timeout=TIMEOUT)
-        assert closed.value.rcvd.code == 4403
+        assert closed.value.rcvd.code == 4401  # the session ended: the page locks
 
 
 # --- without Redis ------------------------------------------------------------------------------
