@@ -274,6 +274,16 @@ def test_signed_in_pages_carry_the_lock_with_the_idle_time_and_whose_page_it_is(
     assert unlock_token_read(token) == (clinician.pk, None, None)
 
 
+def test_the_admin_locks_too(client, director):
+    client.force_login(director)
+
+    html = client.get(reverse("admin:index")).content.decode()
+
+    assert 'id="screen-lock"' in html
+    assert 'data-idle-seconds="900"' in html
+    assert "js/lock.js" in html
+
+
 def test_the_sign_in_page_and_the_waiting_room_display_never_lock(client, site):
     for url in (reverse("login"), reverse("queues:display", args=[site.display_token])):
         html = client.get(url).content.decode()
