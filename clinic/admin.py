@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import admin as auth_admin
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
@@ -247,6 +247,16 @@ class SiteAdmin(NothingSavedOnRefusal, ScopedModelAdmin):
             required=required,
             keep_session=request.session.session_key if verified else None,
         )
+        # Their own session ended too, unless verified with a code: they sign in again with
+        # one (or set an app up) once this change is logged (response_change).
+        request.signed_out_for_second_factor = required and not verified
+
+    def response_change(self, request, obj):
+        response = super().response_change(request, obj)
+        if getattr(request, "signed_out_for_second_factor", False):
+            logout(request)
+            return HttpResponseRedirect(reverse("login") + "?next=" + request.path)
+        return response
 
     def save_formset(self, request, form, formset, change):
         if formset.model is Membership:

@@ -392,7 +392,10 @@ def test_the_front_desk_locks_by_keyboard_and_hands_the_screen_to_someone_else(
 
     lock_button = page.get_by_role("button", name="Lock screen")
     lock_button.focus()
-    page.keyboard.press("Enter")
+    # (Waiting for the page to end its session: a request racing the sign-out would be told
+    # its session was interrupted, 400, rather than sent to sign in.)
+    with page.expect_response(lambda response: response.url.endswith("/session/lock/")):
+        page.keyboard.press("Enter")
 
     expect(lock_dialog(page)).to_be_visible()
     assert_shows_no_one(page, "Jess")

@@ -425,3 +425,6 @@ def test_turning_on_the_second_factor_in_the_admin_goes_through_the_service(
     site.refresh_from_db()
     assert site.require_second_factor
     assert not StaffSession.objects.filter(user=privacy_officer).exists()
+    # The director's own session (signed in without a code) ended too.
+    assert not StaffSession.objects.filter(user=director).exists()
+    assert client.get(reverse("admin:index")).status_code == 302
