@@ -19,8 +19,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 
 # Hashed, compressed static files, served by WhiteNoise. The settings need a SECRET_KEY to
-# load; this one exists only during the build and is never used at run time.
+# load, and a database that is not SQLite (production settings refuse it): these exist only
+# during the build, are never used at run time, and nothing connects to that database.
 RUN DEBUG=0 SECRET_KEY=collectstatic-at-build-time-only \
+    DATABASE_URL=postgres://build@127.0.0.1:5432/never-connected \
     python manage.py collectstatic --noinput
 
 RUN useradd --create-home --uid 10001 threshold
