@@ -8,6 +8,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# pg_dump and pg_restore for `manage.py backup` and `restore`. pg_dump refuses a server newer
+# than itself, and Debian's own client is older than the postgres:16 server docker-compose.yml
+# runs, so the client comes from the PostgreSQL project's apt repository, at the server's major
+# version (keep the two in step).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && install -d /usr/share/postgresql-common/pgdg \
+ && curl --fail -sSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+    https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+ && . /etc/os-release \
+ && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt ${VERSION_CODENAME}-pgdg main" \
+    > /etc/apt/sources.list.d/pgdg.list \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-16 \
+ && apt-get purge -y --auto-remove curl \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from pyproject.toml, so a code change does not reinstall them.
 # tzdata: site time zones must resolve even if the base image has no system zoneinfo.
 COPY pyproject.toml ./
@@ -19,11 +36,16 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 
 # Hashed, compressed static files, served by WhiteNoise. The settings need a SECRET_KEY to
-# load; this one exists only during the build and is never used at run time.
+# load, and a database that is not SQLite (production settings refuse it): these exist only
+# during the build, are never used at run time, and nothing connects to that database.
 RUN DEBUG=0 SECRET_KEY=collectstatic-at-build-time-only \
+    DATABASE_URL=postgres://build@127.0.0.1:5432/never-connected \
     python manage.py collectstatic --noinput
 
-RUN useradd --create-home --uid 10001 threshold
+# Uploads (MEDIA_ROOT) and backups live on volumes (docker-compose.yml); a new volume takes
+# its owner and mode from these directories. Only the service's user may read them.
+RUN useradd --create-home --uid 10001 threshold \
+ && install -d -o threshold -g threshold -m 0700 /app/media /backups
 USER threshold
 
 EXPOSE 8000

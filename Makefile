@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint format demo-password clean
+.PHONY: run test install lint format demo-password clean backup
 
 # axe-core for the browser tests' accessibility checks (package.json), when npm is here.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -32,6 +32,12 @@ run: install .demo-password
 	@$(BIN)/python manage.py display_link
 	@echo "Open http://127.0.0.1:8000 and sign in with a demo login above."
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# A backup of the database `make run` serves (the same settings), with its uploaded files:
+# `make backup BACKUP_DIR=/somewhere`, default backups/. README: Backups and restore.
+backup: export DEBUG ?= 1
+backup: install
+	$(BIN)/python manage.py backup $(if $(BACKUP_DIR),--to "$(BACKUP_DIR)")
 
 test: install node_modules/.package-lock.json
 	$(BIN)/ruff check .

@@ -113,6 +113,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# On SQLite the database triggers (append-only audit tables, sealed consents) stop mistakes in
+# code, but anything that can write the file can remove them; only PostgreSQL, with an
+# application role that does not own the tables, keeps them out of the application's reach.
+# So production refuses SQLite unless the deployment says, in these words, that it is a single
+# small clinic that accepts this (README, "SQLite, honestly").
+SQLITE_IN_PRODUCTION = os.environ.get("SQLITE_IN_PRODUCTION", "")
+if (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    and not DEBUG
+    and SQLITE_IN_PRODUCTION != "single-small-clinic"
+):
+    raise ImproperlyConfigured(
+        "DEBUG is off and the database is SQLite (no DATABASE_URL, or a sqlite:// one). On "
+        "SQLite the triggers that keep the audit tables append-only can be removed by anything "
+        "that can write the database file; PostgreSQL keeps them out of the application's "
+        "reach. Set DATABASE_URL to a PostgreSQL database, or, for a single small clinic that "
+        "accepts this, set SQLITE_IN_PRODUCTION=single-small-clinic (README: SQLite, honestly)"
+        + (f"; it is set to {SQLITE_IN_PRODUCTION!r}." if SQLITE_IN_PRODUCTION else ".")
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

@@ -24,13 +24,15 @@ CLEAN_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ
 
 
 def production_env(**overrides) -> dict[str, str]:
-    """What a real deployment sets, and nothing inherited from the test run (no DATABASE_URL)."""
+    """What a real deployment sets, and nothing inherited from the test run (no DATABASE_URL):
+    a single small clinic on SQLite, which says so."""
     return {
         **CLEAN_ENV,
         "DJANGO_SETTINGS_MODULE": "clinic.settings",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(60),
         "ALLOWED_HOSTS": "clinic.example.org",
+        "SQLITE_IN_PRODUCTION": "single-small-clinic",
         **overrides,
     }
 
