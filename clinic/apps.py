@@ -11,11 +11,15 @@ class ClinicConfig(AppConfig):
 
     def ready(self):
         from clinic import throttling  # noqa: F401  (connects the lockout log to django-axes)
+        from clinic.db_roles import grant_after_migrate
         from clinic.roles import sync_roles_after_migrate
 
         # Roles must exist in every database, not only where the demo was seeded; Django
         # creates permissions the same way, after migrate.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="clinic.sync_roles")
+        # The application's database role gets its privileges after every migrate (PostgreSQL
+        # with two roles; clinic/db_roles.py).
+        post_migrate.connect(grant_after_migrate, dispatch_uid="clinic.grant_application_role")
 
         # Every way of signing in and out goes through these signals (the login page, the
         # screen lock's unlock, the admin, tests' force_login): sessions are tracked so that

@@ -132,6 +132,28 @@ if (
         "accepts this, set SQLITE_IN_PRODUCTION=single-small-clinic (README: SQLite, honestly)"
         + (f"; it is set to {SQLITE_IN_PRODUCTION!r}." if SQLITE_IN_PRODUCTION else ".")
     )
+# PostgreSQL with two roles (clinic/db_roles.py): DATABASE_URL is the application's role, which
+# owns nothing; DATABASE_OWNER_URL, the same database as the role that owns the schema, is used
+# only by migrations and the commands that maintain tables. Without it: one role for everything.
+DATABASE_OWNER = None
+DATABASE_APPLICATION_ROLE = ""
+if os.environ.get("DATABASE_OWNER_URL"):
+    _owner = dj_database_url.parse(os.environ["DATABASE_OWNER_URL"])
+    _default = DATABASES["default"]
+    if _default["ENGINE"] != "django.db.backends.postgresql" or any(
+        _owner.get(key) != _default.get(key) for key in ("ENGINE", "NAME", "HOST", "PORT")
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL must name the same PostgreSQL database as DATABASE_URL, as "
+            "another role (the one that owns the schema)."
+        )
+    if _owner["USER"] == _default["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL and DATABASE_URL must be two roles: the application's must not "
+            "own the tables."
+        )
+    DATABASE_OWNER = {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD", "")}
+    DATABASE_APPLICATION_ROLE = _default["USER"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

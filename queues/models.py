@@ -154,12 +154,24 @@ class ArrivalEvent(models.Model):
     reverts = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reverted_by"
     )
+    # The arrival's revision this event brought it to (1: the check-in). The database refuses a
+    # change of state, staff member or room whose event is not written first (migration 0004).
+    revision = models.PositiveIntegerField(null=True, editable=False)
 
     class Meta:
         ordering = ["at", "pk"]
         verbose_name = _("queue event")
         verbose_name_plural = _("queue events")
         indexes = [models.Index(fields=["site", "kind", "at"])]
+        constraints = [
+            # Partial (revision is null on no row the services write): also how SQLite adds it
+            # without rebuilding the table and losing its triggers.
+            models.UniqueConstraint(
+                fields=["arrival", "revision"],
+                condition=models.Q(revision__isnull=False),
+                name="one_event_per_arrival_revision",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.arrival} {self.kind}"

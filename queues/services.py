@@ -193,6 +193,7 @@ def _check_in_locked(
         at=now,
         by=by,
         to_state=State.WAITING,
+        revision=arrival.revision,
     )
     queue_version_bump(site.pk)
     return arrival
@@ -257,6 +258,7 @@ def _apply(
         from_room_id=arrival.room_id,
         to_room=room,
         reverts=reverts,
+        revision=arrival.revision + 1,  # written first: the database checks the change by it
     )
     arrival.state = to_state
     arrival.staff = staff
@@ -487,10 +489,11 @@ def arrival_undo(
 
 
 def queue_close_day(*, site: Site, by, now: datetime | None = None) -> int:
-    """End of day: everyone not seen yet is recorded as left before being seen.
+    """End of day: everyone not seen yet is recorded as left before being seen, and the
+    site's ended visits are sealed (they can no longer be undone; corrections are addenda).
 
-    People with a staff member are left alone; nothing else changes. Locks the affected rows.
-    Returns how many were closed.
+    People with a staff member are left alone. Locks the affected rows. Returns how many
+    were recorded as left.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -501,6 +504,7 @@ def queue_close_day(*, site: Site, by, now: datetime | None = None) -> int:
         )
         for arrival in open_arrivals:
             _apply(arrival, kind=EventKind.DAY_CLOSED, by=by, now=now, to_state=State.LEFT)
+        visit_services.visits_seal(site=site, now=now)
         if open_arrivals:
             queue_version_bump(site.pk)
     return len(open_arrivals)

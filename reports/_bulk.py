@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
+from clinic.db_roles import owns_tables
 from queues.models import Arrival
 from visits.models import MedicationEvent, Visit, VisitParticipant
 
@@ -113,7 +114,11 @@ class BulkWriter:
         with connection.cursor() as cursor:
             if self.postgres:
                 cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-                cursor.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
+                # Writers wait until the ids are taken. (A table the role may only insert into,
+                # an append-only one, cannot be locked this way: nothing here writes to one.)
+                cursor.execute("SELECT has_table_privilege(%s, 'UPDATE')", [table])
+                if cursor.fetchone()[0]:
+                    cursor.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
                 sequence = cursor.fetchone()[0]
                 cursor.execute(
@@ -135,6 +140,8 @@ class BulkWriter:
         if not self.postgres:
             return
         tables = [f'"{model._meta.db_table}"' for model in models]
+        if not owns_tables(tables):
+            return  # the application's role keeps them (slower; generate_synthetic is the owner)
         with connection.cursor() as cursor:
             # Checks still queued from earlier in the transaction would block ALTER TABLE.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

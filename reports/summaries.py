@@ -36,6 +36,7 @@ refresh runs leaves its mark for the next one.
 
 from django.db import connection, transaction
 
+from clinic.db_roles import as_owner, owns_tables
 from reports import _sql
 from reports._sql import dn
 
@@ -215,10 +216,15 @@ def tidy() -> None:
     index without visiting the table. Run after a rebuild and by the end-of-day close."""
     if not _sql.is_postgres():
         return
-    command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
-    with connection.cursor() as cursor:
+    if connection.in_atomic_block:
+        if owns_tables(SUMMARY_TABLES):  # else: autovacuum's statistics will do
+            with connection.cursor() as cursor:
+                for table in SUMMARY_TABLES:
+                    cursor.execute(f"ANALYZE {table}")
+        return
+    with as_owner(), connection.cursor() as cursor:  # only the tables' owner may VACUUM them
         for table in SUMMARY_TABLES:
-            cursor.execute(f"{command} {table}")
+            cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def refresh() -> int:

@@ -55,6 +55,12 @@ def _problem(marker: str) -> str | None:
         return "needs DATABASE_URL to point at PostgreSQL"
     if marker == "sqlite" and vendor != "sqlite3":
         return "runs in the SQLite pass of the suite"
+    if marker == "app_role":
+        if vendor != "postgresql":
+            return "needs PostgreSQL with two roles (DATABASE_URL and DATABASE_OWNER_URL)"
+        if not getattr(django_settings, "TEST_APPLICATION_CREDENTIALS", None):
+            return "needs DATABASE_OWNER_URL: the tests then run as the application's role"
+        return None
     if marker == "redis":
         return _redis_problem()
     if marker == "browser":
@@ -63,7 +69,7 @@ def _problem(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item):
-    for marker in ("postgres", "sqlite", "redis", "browser"):
+    for marker in ("postgres", "app_role", "sqlite", "redis", "browser"):
         if item.get_closest_marker(marker) is None:
             continue
         problem = _problem(marker)
@@ -72,6 +78,57 @@ def pytest_runtest_setup(item):
         if marker in REQUIRED:
             pytest.fail(f"{marker} is mandatory here (THRESHOLD_REQUIRE_SERVICES): {problem}")
         pytest.skip(problem)
+
+
+# --- database roles -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """With two PostgreSQL roles (CI): the test database was created and migrated as the owner
+    role (tests/settings.py); every test then runs as the application role, as the product
+    does, and the database is dropped as the owner again at the end."""
+    app = getattr(django_settings, "TEST_APPLICATION_CREDENTIALS", None)
+    if not app:
+        yield
+        return
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    owner = settings_dict["USER"], settings_dict["PASSWORD"]
+    with django_db_blocker.unblock():
+        connections["default"].close()
+    settings_dict["USER"], settings_dict["PASSWORD"] = app["USER"], app["PASSWORD"]
+    yield
+    with django_db_blocker.unblock():
+        connections["default"].close()
+    settings_dict["USER"], settings_dict["PASSWORD"] = owner
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_as_database_administration():
+    """Between transactional tests Django empties every table ("flush"). That is database
+    administration: done as the owner role (the application role may not TRUNCATE), and on
+    SQLite with the triggers of append-only tables and sealed visits lifted for the moment
+    (PostgreSQL's TRUNCATE fires none)."""
+    from contextlib import nullcontext
+
+    from django.core.management.commands import flush
+    from django.db import connections
+
+    from clinic.db_roles import as_owner, triggers_lifted
+
+    original = flush.Command.handle
+
+    def handle(self, **options):
+        alias = options.get("database") or "default"
+        lifted = triggers_lifted(alias) if connections[alias].vendor == "sqlite" else nullcontext()
+        with as_owner(alias), lifted:
+            return original(self, **options)
+
+    flush.Command.handle = handle
+    yield
+    flush.Command.handle = original
 
 
 # --- personas ---------------------------------------------------------------------------------
@@ -161,12 +218,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _test_database_url() -> str:
+def _test_database_url(*, owner: bool = False) -> str:
+    """The test database as a URL (for a server or command in another process): as the role
+    the tests run as, or as the owner role when there is one and `owner`."""
     s = connection.settings_dict
     if s["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or ""
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    credentials = django_settings.DATABASE_OWNER if owner else None
+    user = (credentials or s).get("USER") or ""
+    password = (credentials or s).get("PASSWORD") or ""
+    password = f":{password}" if password else ""
     auth = f"{user}{password}@" if user else ""
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
@@ -180,6 +241,8 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
         "DEBUG": "1",
         "SECRET_KEY": django_settings.SECRET_KEY,
         "DATABASE_URL": _test_database_url(),
+        # The server needs no owner role (nor one for another database than the test's).
+        "DATABASE_OWNER_URL": "",
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONWARNINGS": "ignore",

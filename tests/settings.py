@@ -17,6 +17,18 @@ TEST_REDIS_URL = (
     os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 )
 
+# PostgreSQL with two roles (DATABASE_OWNER_URL set, as CI does): the test database is created
+# and migrated as the owner role; the tests themselves then run as the application role
+# (tests/conftest.py::django_db_setup), as the product does.
+TEST_APPLICATION_CREDENTIALS = None
+if DATABASE_OWNER:  # noqa: F405
+    TEST_APPLICATION_CREDENTIALS = {
+        "USER": DATABASES["default"]["USER"],
+        "PASSWORD": DATABASES["default"].get("PASSWORD", ""),
+    }
+    DATABASES["default"]["USER"] = DATABASE_OWNER["USER"]  # noqa: F405
+    DATABASES["default"]["PASSWORD"] = DATABASE_OWNER["PASSWORD"]  # noqa: F405
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: threads and a server process in another process must share it.
     DATABASES["default"]["TEST"] = {

@@ -44,6 +44,11 @@ class Visit(models.Model):
         _("their priorities today, in their words"), blank=True, max_length=4000
     )
     note = models.TextField(_("note"), blank=True, max_length=20000)
+    # Set when the visit can no longer be undone (the day's close). From then on the database
+    # refuses any change to it and to what it recorded; corrections are addenda. Only an ended
+    # visit can be sealed (a trigger, migration 0005: a check constraint would make SQLite
+    # rebuild the table and drop its triggers).
+    sealed_at = models.DateTimeField(_("sealed"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("visit")
@@ -57,7 +62,7 @@ class Visit(models.Model):
                 condition=models.Q(ended_at__isnull=True)
                 | models.Q(ended_at__gte=models.F("started_at")),
                 name="visit_ends_after_it_starts",
-            )
+            ),
         ]
         indexes = [
             models.Index(fields=["site", "started_at"]),

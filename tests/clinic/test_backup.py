@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
@@ -28,6 +29,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from clinic.backup import BackupError, backup_check, backup_create, backup_restore, services
+from clinic.db_roles import as_owner
 from clinic.models import AccessLog
 from releases.gate import release_attempt
 from releases.models import Consent, DisclosureLog, Scope
@@ -135,7 +137,9 @@ def sqlite_state(path) -> dict:
 
 
 def pg_params(name: str) -> dict:
-    s = connection.settings_dict
+    """Connection parameters for `name` on the test server, as the owner role when there are
+    two (creating, dropping and restoring databases is the owner's work)."""
+    s = {**connection.settings_dict, **(settings.DATABASE_OWNER or {})}
     params = {"dbname": name, "host": s["HOST"] or None, "port": s["PORT"] or None}
     params |= {"user": s["USER"] or None, "password": s["PASSWORD"] or None}
     return {key: value for key, value in params.items() if value}
@@ -252,10 +256,10 @@ def fresh_database(tmp_path):
     with psycopg.connect(**pg_params(connection.settings_dict["NAME"]), autocommit=True) as db:
         db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        s = connection.settings_dict
+        s = {**connection.settings_dict, **(settings.DATABASE_OWNER or {})}
         auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@"
         url = f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{name}"
-        yield {**connection.settings_dict, "NAME": name}, url
+        yield {**s, "NAME": name}, url
     finally:
         with psycopg.connect(**pg_params(connection.settings_dict["NAME"]), autocommit=True) as db:
             db.execute(
@@ -291,7 +295,11 @@ def run_command(*args, env: dict) -> subprocess.CompletedProcess:
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SQLITE_PATH")},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "SQLITE_PATH")
+            },
             "DJANGO_SETTINGS_MODULE": "clinic.settings",
             "DEBUG": "1",
             "PYTHONWARNINGS": "ignore",
@@ -371,7 +379,7 @@ def test_postgres_backup_restores_every_row_trigger_grant_and_upload(
     tmp_path, records, fresh_database, caplog
 ):
     grants = pg_grants_of_our_own()
-    with connection.cursor() as cursor:
+    with as_owner(), connection.cursor() as cursor:
         for grant, _revoke in grants:
             cursor.execute(grant)
     try:
@@ -383,7 +391,7 @@ def test_postgres_backup_restores_every_row_trigger_grant_and_upload(
 
         assert_round_trip(tmp_path, records, fresh_database, caplog)
     finally:
-        with connection.cursor() as cursor:
+        with as_owner(), connection.cursor() as cursor:
             for _grant, revoke in grants:
                 cursor.execute(revoke)
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from clinic.models import Membership, Person, Service
 from queues.models import Arrival, ArrivalEvent
+from queues.services import arrival_mark_left
 from reports.importing import IMPORT_TICKET_BASE
 from tests.factories import PersonFactory, check_in
 from visits.models import MedicationEvent, Visit, VisitParticipant
@@ -282,8 +283,7 @@ def test_an_import_for_today_leaves_the_live_ticket_counter_free(site, front_des
     live = check_in(site=site, by=front_desk, name="Jess")
 
     run(csv_file(f"P1,{today},completed,S1,,,,\n"))
-    live.state = "done"
-    live.save()
+    arrival_mark_left(arrival=live, by=front_desk, revision=None)
     next_live = check_in(site=site, by=front_desk, name="River")
 
     assert (live.ticket_number, next_live.ticket_number) == (1, 2)

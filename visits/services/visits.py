@@ -96,8 +96,26 @@ def visit_close(*, visit: Visit, at) -> None:
 
 
 def visit_reopen(*, visit: Visit) -> None:
+    """Undoing "Done": the visit is open again, unless it was sealed (the day was closed)."""
+    visit.refresh_from_db(fields=["sealed_at"])
+    if visit.sealed_at is not None:
+        raise QueueError(
+            "visit_sealed",
+            _(
+                "This visit was sealed when the day was closed, so “Done” cannot be undone. "
+                "Add an addendum to it instead."
+            ),
+        )
     visit.ended_at = None
     visit.save(update_fields=["ended_at"])
+
+
+def visits_seal(*, site: Site, now: datetime) -> int:
+    """Seal every ended visit of the site that is not sealed yet (the day's close): from now
+    on the database refuses any change to them; corrections are addenda. Returns how many."""
+    return Visit.objects.filter(
+        site=site, ended_at__isnull=False, ended_at__lte=now, sealed_at__isnull=True
+    ).update(sealed_at=now)
 
 
 # --- checks -------------------------------------------------------------------------------------

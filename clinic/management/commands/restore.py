@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from clinic.backup import (
@@ -12,9 +12,10 @@ from clinic.backup import (
     backup_restore,
     plural,
 )
+from clinic.db_roles import OwnerCommand
 
 
-class Command(BaseCommand):
+class Command(OwnerCommand):
     help = (
         "Restore an archive made by `backup` into a fresh database and MEDIA_ROOT, after "
         "checking every file in it against its manifest. Stop the clinic's service first. "

@@ -2,16 +2,17 @@ import time
 from datetime import date
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
 
+from clinic.db_roles import OwnerCommand
 from clinic.models import Site
 from reports import summaries
 from reports.synthetic import PREFIX, SyntheticRefused, generate
 
 
-class Command(BaseCommand):
+class Command(OwnerCommand):
     help = (
         "Create realistic synthetic clinic history (people, arrivals, visits, medication, "
         f"shifts) at new sites named {PREFIX}*, for benchmarks and demos. Seeded and "
