@@ -75,9 +75,16 @@ def interpolate(value, env: dict[str, str]):
     return _VARIABLE.sub(replace, value)
 
 
+PASSWORDS = {
+    "POSTGRES_PASSWORD": "s3cret",
+    "THRESHOLD_OWNER_PASSWORD": "0wner",
+    "THRESHOLD_APP_PASSWORD": "4pp",
+}
+
+
 def compose(env: dict[str, str] | None = None) -> dict:
     raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return interpolate(raw, {"POSTGRES_PASSWORD": "s3cret"} if env is None else env)
+    return interpolate(raw, PASSWORDS if env is None else env)
 
 
 def environment_of(service: dict) -> dict[str, str]:
@@ -132,17 +139,35 @@ def test_compose_web_publishes_port_8000_and_reads_env_file():
     assert ".env" in ([env_file] if isinstance(env_file, str) else env_file)
 
 
-def test_compose_web_database_url_points_at_the_db_service():
-    config = compose({"POSTGRES_PASSWORD": "s3cret"})
+def test_compose_web_runs_as_the_application_role_and_migrates_as_the_owner():
+    config = compose()
     db_env = environment_of(config["services"]["db"])
-    url = urlparse(environment_of(config["services"]["web"])["DATABASE_URL"])
+    web_env = environment_of(config["services"]["web"])
+    app, owner = urlparse(web_env["DATABASE_URL"]), urlparse(web_env["DATABASE_OWNER_URL"])
 
-    assert url.scheme in ("postgres", "postgresql")
-    assert url.hostname == "db"
-    assert url.port in (None, 5432)
-    assert url.username == db_env["POSTGRES_USER"]
-    assert url.password == db_env["POSTGRES_PASSWORD"] == "s3cret"
-    assert url.path.lstrip("/") == db_env["POSTGRES_DB"]
+    for url in (app, owner):
+        assert url.scheme in ("postgres", "postgresql")
+        assert url.hostname == "db"
+        assert url.port in (None, 5432)
+        assert url.path.lstrip("/") == db_env["POSTGRES_DB"]
+    assert (app.username, app.password) == ("threshold_app", "4pp")
+    assert (owner.username, owner.password) == ("threshold_owner", "0wner")
+    # Never the image's superuser.
+    assert db_env["POSTGRES_USER"] not in (app.username, owner.username)
+
+
+def test_compose_creates_both_roles_when_the_database_is_first_made():
+    db = compose()["services"]["db"]
+    mounts = [str(volume) for volume in db["volumes"]]
+    assert any(
+        m.startswith("./deploy/postgres-roles.sh:/docker-entrypoint-initdb.d/") for m in mounts
+    )
+    script = (ROOT / "deploy" / "postgres-roles.sh").read_text()
+    for role in ("threshold_owner", "threshold_app"):
+        assert f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" in script
+    assert 'ALTER DATABASE :"db" OWNER TO threshold_owner' in script
+    env = environment_of(db)
+    assert env["THRESHOLD_OWNER_PASSWORD"] == "0wner" and env["THRESHOLD_APP_PASSWORD"] == "4pp"
 
 
 def test_compose_web_redis_url_points_at_the_redis_service():
@@ -152,9 +177,10 @@ def test_compose_web_redis_url_points_at_the_redis_service():
     assert url.port in (None, 6379)
 
 
-def test_compose_refuses_to_start_without_a_database_password():
-    with pytest.raises(MissingVariable, match="POSTGRES_PASSWORD"):
-        compose({})
+@pytest.mark.parametrize("missing", sorted(PASSWORDS))
+def test_compose_refuses_to_start_without_each_database_password(missing):
+    with pytest.raises(MissingVariable, match=missing):
+        compose({k: v for k, v in PASSWORDS.items() if k != missing})
 
 
 def test_compose_web_waits_for_healthy_db_and_redis():
@@ -172,7 +198,7 @@ def uvicorn_args(command: str) -> list[str]:
 
 @pytest.mark.parametrize(("env", "workers"), [({}, 3), ({"WEB_CONCURRENCY": "5"}, 5)])
 def test_compose_web_migrates_then_serves_asgi_with_several_workers(env, workers):
-    command = command_of(compose({"POSTGRES_PASSWORD": "s3cret", **env})["services"]["web"])
+    command = command_of(compose({**PASSWORDS, **env})["services"]["web"])
     args = uvicorn_args(command)
 
     assert command.index("manage.py migrate") < command.index("uvicorn")
