@@ -127,37 +127,65 @@ def _q(column: str) -> str:
 # --- where a row's person and site come from ----------------------------------------------------
 
 
-def _path_sql(path: Sequence[str], row: str, target: str) -> str:
-    """The value at the end of `path` for `row` (an alias such as r, NEW or OLD); `target` is
-    the history column it fills (person_id or site_id).
+def _hops(path: Sequence[str]) -> list[tuple[str, str]]:
+    return [(path[i], path[i + 1]) for i in range(0, len(path) - 1, 2)]
 
-    When the path goes through parent rows and they are gone (deleted earlier in the same
-    transaction by raw SQL), the parent's own last history row says whom it concerned.
-    """
+
+def _remembered(path: Sequence[str], row: str, target: str) -> str:
+    """Whom the first parent on `path` concerned, from its own last history row: for a row
+    whose parent is already gone (raw SQL may delete a parent first, foreign keys being
+    checked at commit). `target` is the history column wanted (person_id or site_id)."""
+    fk, table = _hops(path)[0]
+    return (
+        f"(SELECT h.{_name(target)} FROM {HISTORY_TABLE} h "
+        f"WHERE h.table_name = '{_name(table)}' AND h.row_id = {row}.{_q(fk)} "
+        "ORDER BY h.id DESC LIMIT 1)"
+    )
+
+
+def _sqlite_path(path: Sequence[str], row: str, target: str) -> str:
+    """The value at the end of `path` (a column of the row itself, or (foreign key, table)
+    hops to a parent's column) for `row` (NEW or OLD), in a row trigger."""
     if len(path) == 1:
         return f"{row}.{_q(path[0])}"
-    hops = [(path[i], path[i + 1]) for i in range(0, len(path) - 1, 2)]
-    first_fk, first_table = hops[0]
+    hops = _hops(path)
     joins = "".join(
         f" JOIN {_name(table)} p{i + 1} ON p{i + 1}.id = p{i}.{_q(fk)}"
         for i, (fk, table) in enumerate(hops[1:], start=1)
     )
     direct = (
-        f"(SELECT p{len(hops)}.{_q(path[-1])} FROM {_name(first_table)} p1{joins} "
-        f"WHERE p1.id = {row}.{_q(first_fk)})"
+        f"(SELECT p{len(hops)}.{_q(path[-1])} FROM {_name(hops[0][1])} p1{joins} "
+        f"WHERE p1.id = {row}.{_q(hops[0][0])})"
     )
-    remembered = (
-        f"(SELECT h.{_name(target)} FROM {HISTORY_TABLE} h "
-        f"WHERE h.table_name = '{_name(first_table)}' AND h.row_id = {row}.{_q(first_fk)} "
-        "ORDER BY h.id DESC LIMIT 1)"
-    )
-    return f"COALESCE({direct}, {remembered})"
+    return f"COALESCE({direct}, {_remembered(path, row, target)})"
 
 
-def _where(spec: Mapping, row: str) -> str:
-    """person_id, site_id of the history row for `row`."""
-    person = _path_sql(spec["person"], row, "person_id")
-    return f"{person}, {_path_sql(spec['site'], row, 'site_id')}"
+def _postgres_paths(spec: Mapping, row: str) -> tuple[str, str]:
+    """For a statement trigger's SELECT over the changed rows `row`: LEFT JOINs to the parent
+    rows both paths go through (each parent joined once), and "person_id, site_id"."""
+    aliases: dict[tuple, str] = {}
+    joins = []
+
+    def walk(path, target):
+        if len(path) == 1:
+            return f"{row}.{_q(path[0])}"
+        previous, prefix = row, ()
+        for fk, table in _hops(path):
+            prefix += ((fk, table),)
+            if prefix not in aliases:
+                alias = aliases[prefix] = f"p{len(aliases) + 1}"
+                joins.append(
+                    f"LEFT JOIN {_name(table)} {alias} ON {alias}.id = {previous}.{_q(fk)}"
+                )
+            previous = aliases[prefix]
+        first = aliases[prefix[:1]]
+        return (
+            f"CASE WHEN {first}.id IS NULL THEN {_remembered(path, row, target)} "
+            f"ELSE {previous}.{_q(path[-1])} END"
+        )
+
+    where = f"{walk(spec['person'], 'person_id')}, {walk(spec['site'], 'site_id')}"
+    return " ".join(joins), where
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
@@ -189,11 +217,12 @@ def postgres_create(
         table = _name(table)
         hidden = opaque.get(table, ())
 
-        def select(op: str, row: str, table=table, spec=spec) -> str:
+        joins, where = _postgres_paths(spec, "r")
+
+        def select(op: str, table=table, where=where) -> str:
             return (
-                f"INSERT INTO {HISTORY_TABLE} ({COLUMNS}) SELECT '{table}', {row}.id, "
-                f"{_where(spec, row)}, '{op}', "
-                f"statement_timestamp(), v_actor, v_via"
+                f"INSERT INTO {HISTORY_TABLE} ({COLUMNS}) SELECT '{table}', r.id, {where}, "
+                f"'{op}', statement_timestamp(), v_actor, v_via"
             )
 
         statements.append(f"""
@@ -204,19 +233,22 @@ DECLARE
     v_via text := COALESCE(current_setting('{VIA_SETTING}', true), '');
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {select("insert", "r")}, {_pg_row_json("r", hidden)} FROM new_rows r;
+        {select("insert")}, {_pg_row_json("r", hidden)} FROM new_rows r {joins}
+        ORDER BY r.id;
     ELSIF TG_OP = 'DELETE' THEN
-        {select("delete", "r")}, {_pg_row_json("r", hidden)} FROM old_rows r;
+        {select("delete")}, {_pg_row_json("r", hidden)} FROM old_rows r {joins}
+        ORDER BY r.id;
     ELSE
-        {select("update", "r")}, c.changes
-        FROM old_rows o JOIN new_rows r ON r.id = o.id
+        {select("update")}, c.changes
+        FROM old_rows o JOIN new_rows r ON r.id = o.id {joins}
         CROSS JOIN LATERAL (
             SELECT jsonb_object_agg(b.key, jsonb_build_array(b.value, a.value)) AS changes
             FROM jsonb_each({_pg_row_json("o", hidden)}) b
             JOIN jsonb_each({_pg_row_json("r", hidden)}) a ON a.key = b.key
             WHERE a.value IS DISTINCT FROM b.value
         ) c
-        WHERE c.changes IS NOT NULL;
+        WHERE c.changes IS NOT NULL
+        ORDER BY r.id;
     END IF;
     RETURN NULL;
 END
@@ -300,7 +332,8 @@ def sqlite_create(
         def insert(op: str, row: str, changes: str, spec=spec, table=table) -> str:
             return (
                 f"INSERT INTO {HISTORY_TABLE} ({COLUMNS}) VALUES ('{table}', {row}.id, "
-                f"{_where(spec, row)}, '{op}', "
+                f"{_sqlite_path(spec['person'], row, 'person_id')}, "
+                f"{_sqlite_path(spec['site'], row, 'site_id')}, '{op}', "
                 "strftime('%Y-%m-%d %H:%M:%f', 'now'), threshold_actor(), threshold_via(), "
                 f"{changes});"
             )

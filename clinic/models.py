@@ -386,12 +386,18 @@ class ChangeHistory(models.Model):
         Person,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # the indexes below lead with it
         null=True,
         blank=True,
         related_name="+",
     )
     site = models.ForeignKey(
-        Site, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+        Site,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
     )
     operation = models.CharField(max_length=6, choices=Operation.choices)
     at = models.DateTimeField(_("when"))
@@ -399,6 +405,7 @@ class ChangeHistory(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         null=True,
         blank=True,
         related_name="+",
@@ -418,7 +425,7 @@ class ChangeHistory(models.Model):
             # A person's history, newest first, is one index scan.
             models.Index(fields=["person", "-at", "-id"], name="history_person_at_idx"),
             models.Index(fields=["site", "-at", "-id"], name="history_site_at_idx"),
-            models.Index(fields=["actor", "-at"], name="history_actor_at_idx"),
+            models.Index(fields=["site", "actor", "-at"], name="history_site_actor_at_idx"),
             # One record's history; also whom a deleted parent row concerned (clinic/history.py).
             models.Index(fields=["table_name", "row_id"], name="history_row_idx"),
         ]
