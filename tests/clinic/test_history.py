@@ -614,3 +614,33 @@ def test_every_audited_table_has_its_three_triggers_with_todays_columns(db):
                     "clinic_history_delete",
                 }, table
     assert set(found) == set(history.AUDITED)
+
+
+@pytest.mark.postgres
+def test_an_application_role_with_only_select_on_the_history_still_writes_it(world):
+    """The trigger functions run as the tables' owner: the application's role needs no right
+    to write the history, so it cannot forge or remove rows of it. (The role exists only in
+    this test's transaction, which is rolled back.)"""
+    person = world.person
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE threshold_history_test_app NOLOGIN")
+        cursor.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON clinic_person TO threshold_history_test_app"
+        )
+        cursor.execute(f"GRANT SELECT ON {HISTORY_TABLE} TO threshold_history_test_app")
+        cursor.execute("SET ROLE threshold_history_test_app")
+        try:
+            with history_actor(world.staff[0], via="tests"):
+                Person.objects.filter(pk=person.pk).update(phone="555-0177")
+            for statement in (
+                f"INSERT INTO {HISTORY_TABLE} (table_name, row_id, operation, at, via, changes) "
+                "VALUES ('clinic_person', 1, 'insert', now(), '', '{}')",
+                f"DELETE FROM {HISTORY_TABLE}",
+            ):
+                with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+                    cursor.execute(statement)
+        finally:
+            cursor.execute("RESET ROLE")
+    [entry] = rows_for("clinic_person", 0)[-1:]
+    assert (entry.operation, entry.actor_id, entry.via) == ("update", world.staff[0].pk, "tests")
+    assert decoded_changes(entry) == {"phone": ("", "555-0177")}
