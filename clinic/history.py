@@ -30,7 +30,10 @@ the database reads that variable:
   statement that may write, an execute wrapper on every connection compares the context
   variable with what that connection was last told and, if they differ, sets them first. A
   setting made inside a transaction is undone if the transaction rolls back, so one made
-  there is not remembered: it is set again before the next write.
+  there is not remembered: it is set again before the next write. A new connection (perhaps
+  a pooled session that served someone else) is told before its first write. Session
+  settings need one server session per connection: behind a transaction-pooling proxy
+  (PgBouncer's pool_mode=transaction) the setting and the write may reach different sessions.
 Context variables belong to one request's context (under ASGI, sync views run in a worker
 thread with a copy of that context), and the database is told again whenever they differ, so
 an actor cannot outlive its request on a reused connection or thread.
@@ -45,7 +48,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 
 # The append-only audit table this module writes (for the database grants: the application
 # role needs only SELECT on it, since the triggers that write it are SECURITY DEFINER).
@@ -537,7 +540,8 @@ def connection_created(sender, connection, **kwargs):
         raw.create_function("threshold_actor", 0, lambda: _actor.get().user_id)
         raw.create_function("threshold_via", 0, lambda: _actor.get().via)
     elif connection.vendor == "postgresql":
-        connection._history_actor = NOBODY  # a new session has neither setting
+        # Not known: a connection from a pool may be a session that still holds another's.
+        connection._history_actor = _UNKNOWN
         if _postgres_tell not in connection.execute_wrappers:
             # First in line, so a test's own execute_wrapper() popping its wrapper keeps ours.
             connection.execute_wrappers.insert(0, _postgres_tell)
@@ -546,6 +550,7 @@ def connection_created(sender, connection, **kwargs):
 # --- reading it back --------------------------------------------------------------------------
 
 
+@cache
 def audited_model(table: str):
     """The model (auto-created many-to-many tables included) whose table is `table`."""
     from django.apps import apps

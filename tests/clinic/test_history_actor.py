@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from clinic import history
 from clinic.history import NOBODY, HistoryActorMiddleware, current_actor, history_actor
 from clinic.models import ChangeHistory, Membership, Person, Service
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
@@ -142,6 +143,18 @@ def test_an_actor_told_inside_a_rolled_back_transaction_is_told_again(
         (clinician.pk, "tests", "In a transaction"),
         (None, "", "Nobody"),
     ]
+
+
+@pytest.mark.postgres
+def test_a_new_connection_is_told_even_when_its_session_remembers_someone(person, front_desk):
+    """A pooled connection may be a server session that last served another request."""
+    with connection.cursor() as cursor:  # the driver's cursor: unseen by the application
+        cursor.cursor.execute(
+            "SELECT set_config('threshold.actor', %s, false)", [str(front_desk.pk)]
+        )
+    history.connection_created(sender=None, connection=connection)  # as a pool hands it out
+    rename_outside_any_request(person, "Nobody")
+    assert name_changes(person) == [(None, "", "Nobody")]
 
 
 # --- commands -----------------------------------------------------------------------------------
