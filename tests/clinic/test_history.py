@@ -415,6 +415,41 @@ def test_an_orm_delete_records_every_last_value(world, table):
 
 
 @pytest.mark.parametrize("table", list(CASES))
+def test_a_queryset_delete_records_every_row_removed(world, table):
+    model = type(CASES[table].make(world, 0))
+    objs = model.objects.bulk_create([CASES[table].make(world, i) for i in range(2)])
+    values = {o.pk: stored(o) for o in objs}
+    since = last_id()
+    with history_actor(world.staff[1], via="tests"):
+        model.objects.filter(pk__in=list(values)).delete()
+    entries = rows_for(table, since)
+    assert sorted(e.row_id for e in entries) == sorted(values)
+    for obj in objs:
+        [entry] = [e for e in entries if e.row_id == obj.pk]
+        assert_row(
+            entry, table=table, obj=obj, w=world, operation="delete",
+            changes={c: (v, None) for c, v in values[obj.pk].items()}, actor=world.staff[1],
+            via="tests",
+        )  # fmt: skip
+
+
+def test_bulk_update_records_each_rows_own_change(world):
+    people = Person.objects.bulk_create(
+        [Person(site=world.site, name=f"P{i}", phone="") for i in range(3)]
+    )
+    for i, person in enumerate(people):
+        person.phone = f"555-010{i}"
+    since = last_id()
+    with history_actor(world.staff[0], via="tests"):
+        Person.objects.bulk_update(people, ["phone"])
+    entries = rows_for("clinic_person", since)
+    assert {e.row_id: decoded_changes(e) for e in entries} == {
+        p.pk: {"phone": ("", f"555-010{i}")} for i, p in enumerate(people)
+    }
+    assert {(e.actor_id, e.via) for e in entries} == {(world.staff[0].pk, "tests")}
+
+
+@pytest.mark.parametrize("table", list(CASES))
 def test_raw_sql_inserts_updates_and_deletes_are_recorded(world, table):
     case = CASES[table]
     obj = case.make(world, 0)
