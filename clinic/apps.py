@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
@@ -10,9 +11,15 @@ class ClinicConfig(AppConfig):
     verbose_name = _("Clinic")
 
     def ready(self):
-        from clinic import throttling  # noqa: F401  (connects the lockout log to django-axes)
+        from clinic import (
+            history,
+            throttling,  # noqa: F401  (connects the lockout log to django-axes)
+        )
         from clinic.db_roles import grant_after_migrate
         from clinic.roles import sync_roles_after_migrate
+
+        # Every database connection learns who is acting, for the history of changes.
+        connection_created.connect(history.connection_created, dispatch_uid="clinic.history")
 
         # Roles must exist in every database, not only where the demo was seeded; Django
         # creates permissions the same way, after migrate.

@@ -7,7 +7,8 @@
   foreign keys), `restore`.
 - The **application role** (`DATABASE_URL`) owns nothing. After every migrate it is granted
   exactly what the application needs (`grant_application_role`): SELECT, INSERT, UPDATE and
-  DELETE on ordinary tables, only SELECT and INSERT on the append-only tables, and no
+  DELETE on ordinary tables, only SELECT and INSERT on the append-only tables, only SELECT on
+  the history of changes (its triggers write it as the owner), and no
   TRUNCATE, REFERENCES or TRIGGER anywhere; it cannot create objects in the schema, disable
   triggers (that needs ownership) or set `session_replication_role` (that needs a superuser).
 
@@ -26,9 +27,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections
 
-# Inserts only. The history of changes adds its own table(s) here.
+# Inserts only.
 APPEND_ONLY_TABLES = [
     "clinic_accesslog",
+    "clinic_changehistory",
     "clinic_lockoutevent",
     "django_admin_log",
     "queue_arrivalevent",
@@ -36,6 +38,11 @@ APPEND_ONLY_TABLES = [
     "releases_emergencyrelease",
     "visits_addendum",
 ]
+
+
+# Read only: written by triggers that run as the tables' owner (SECURITY DEFINER), so the
+# application cannot add forged rows either.
+READ_ONLY_TABLES = ["clinic_changehistory"]
 
 
 def owner_configured() -> bool:
@@ -127,7 +134,9 @@ def grant_application_role(*, using: str = DEFAULT_DB_ALIAS) -> bool:
         for table in tables:
             name = quote(table)
             cursor.execute(f"REVOKE ALL ON {name} FROM {app}")
-            if table in APPEND_ONLY_TABLES:
+            if table in READ_ONLY_TABLES:
+                cursor.execute(f"GRANT SELECT ON {name} TO {app}")
+            elif table in APPEND_ONLY_TABLES:
                 cursor.execute(f"GRANT SELECT, INSERT ON {name} TO {app}")
             else:
                 cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {app}")
@@ -201,20 +210,30 @@ def append_only_operation(*tables: str, vendors=("postgresql", "sqlite")):
     return migrations.RunPython(create, drop, elidable=False)
 
 
-@contextmanager
-def triggers_lifted(alias: str = DEFAULT_DB_ALIAS):
-    """Database administration only: the block runs with the database's triggers lifted
-    (append-only tables, sealed visits and consents), and they are all back afterwards.
+# The triggers that refuse changes (append-only tables, sealed visits and consents), by name;
+# the others (the history of changes, the report summaries' marks) record what happens.
+GUARD_PATTERNS = ("append_only", "sealed", "no_update", "no_delete")
 
-    SQLite: the triggers are dropped and created again from their own SQL. PostgreSQL: every
-    table's user triggers are disabled and enabled again, which only the owner role can do
-    (use inside `as_owner`). Used by removing synthetic demo data and by the test suite's
-    flush between tests; never by anything a person does in the product."""
+
+@contextmanager
+def triggers_lifted(alias: str = DEFAULT_DB_ALIAS, *, guards_only: bool = False):
+    """Database administration only: the block runs with the database's triggers lifted, and
+    they are all back afterwards. `guards_only`: only those that refuse changes, so that what
+    the block does is still recorded in the history of changes and the summaries' marks.
+
+    SQLite: the triggers are dropped and created again from their own SQL. PostgreSQL: they
+    are disabled and enabled again, which only the owner role can do (use inside `as_owner`).
+    Used by removing synthetic demo data (guards only) and by the test suite's flush between
+    tests; never by anything a person does in the product."""
     connection = connections[alias]
+
+    def wanted(name: str) -> bool:
+        return not guards_only or any(pattern in name for pattern in GUARD_PATTERNS)
+
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-            triggers = cursor.fetchall()
+            triggers = [(name, sql) for name, sql in cursor.fetchall() if wanted(name)]
             for name, _sql in triggers:
                 cursor.execute(f'DROP TRIGGER "{name}"')
         try:
@@ -225,24 +244,22 @@ def triggers_lifted(alias: str = DEFAULT_DB_ALIAS):
                     cursor.execute(sql)
         return
     if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "SELECT c.relname, t.tgname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE NOT t.tgisinternal AND n.nspname = 'public' ORDER BY 1"
+                "WHERE NOT t.tgisinternal AND n.nspname = 'public' ORDER BY 1, 2"
             )
-            tables = [row[0] for row in cursor.fetchall()]
-            for table in tables:
-                cursor.execute(
-                    f"ALTER TABLE {connection.ops.quote_name(table)} DISABLE TRIGGER USER"
-                )
+            triggers = [(table, name) for table, name in cursor.fetchall() if wanted(name)]
+            for table, name in triggers:
+                cursor.execute(f"ALTER TABLE {quote(table)} DISABLE TRIGGER {quote(name)}")
         try:
             yield
         finally:
             with connection.cursor() as cursor:
-                for table in tables:
-                    cursor.execute(
-                        f"ALTER TABLE {connection.ops.quote_name(table)} ENABLE TRIGGER USER"
-                    )
+                for table, name in triggers:
+                    cursor.execute(f"ALTER TABLE {quote(table)} ENABLE TRIGGER {quote(name)}")
         return
     yield

@@ -270,6 +270,8 @@ class AccessLog(models.Model):
         INCOMING = "incoming", _("Request from outside")
         # The care team's outreach list (names with how long since their last contact).
         OUTREACH = "outreach", _("Outreach list")
+        # The privacy officer reading the history of changes to a person's record.
+        HISTORY = "history", _("History of changes")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
@@ -347,3 +349,92 @@ class LockoutEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.user or '?'} {self.at:%Y-%m-%d %H:%M}"
+
+
+class ChangeHistoryQuerySet(models.QuerySet):
+    """Bulk UPDATE and DELETE skip the model's save()/delete(): refuse them here too (the
+    database refuses them as well, on both engines)."""
+
+    def update(self, **kwargs):
+        raise PermissionError("The history of changes is append-only.")
+
+    def delete(self):
+        raise PermissionError("The history of changes is append-only.")
+
+    def _raw_delete(self, using):
+        raise PermissionError("The history of changes is append-only.")
+
+
+class ChangeHistory(models.Model):
+    """One INSERT, UPDATE or DELETE of a person's details or of their clinical record.
+
+    Written only by database triggers (clinic/history.py), never by the application, and never
+    changed. `changes` maps column names to values: every column's value after an INSERT, every
+    column's last value before a DELETE, and [before, after] for the columns an UPDATE changed.
+    `person`, `site` and `actor` are plain ids without a foreign-key constraint: the history
+    of a row outlives the row (and a deleted person's history stays readable).
+    """
+
+    class Operation(models.TextChoices):
+        INSERT = "insert", _("Added")
+        UPDATE = "update", _("Changed")
+        DELETE = "delete", _("Removed")
+
+    table_name = models.CharField(max_length=63)
+    row_id = models.BigIntegerField()
+    person = models.ForeignKey(
+        Person,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the indexes below lead with it
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
+    )
+    operation = models.CharField(max_length=6, choices=Operation.choices)
+    at = models.DateTimeField(_("when"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("who"),
+    )
+    # How the change was made when nobody signed in made it: "web", a command's name, or "".
+    via = models.CharField(max_length=40, blank=True)
+    changes = models.JSONField()
+
+    objects = ChangeHistoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("change")
+        verbose_name_plural = _("history of changes")
+        indexes = [
+            # A person's history, newest first, is one index scan.
+            models.Index(fields=["person", "-at", "-id"], name="history_person_at_idx"),
+            models.Index(fields=["site", "-at", "-id"], name="history_site_at_idx"),
+            models.Index(fields=["site", "actor", "-at"], name="history_site_actor_at_idx"),
+            # One record's history; also whom a deleted parent row concerned (clinic/history.py).
+            models.Index(fields=["table_name", "row_id"], name="history_row_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.table_name} {self.row_id} {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        raise PermissionError("The history of changes is written by the database only.")
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The history of changes is append-only.")

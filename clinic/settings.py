@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # After authentication: the history of changes records who made each change.
+    "clinic.history.HistoryActorMiddleware",
     # After authentication: every request the person made keeps the session alive for their
     # idle time; background ones do not (clinic/idle.py).
     "clinic.idle.IdleSessionMiddleware",

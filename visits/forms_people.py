@@ -1,4 +1,4 @@
-"""Forms for a person's details and for filtering the access log."""
+"""Forms for a person's details and for filtering the access log and the history of changes."""
 
 from datetime import date
 
@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.models import Person
 from visits.errors import VisitError
+from visits.selectors.history import history_staff_choices
 from visits.selectors.people import access_log_staff_choices
 from visits.services import people as services
 
@@ -115,3 +116,32 @@ class AccessLogFilterForm(forms.Form):
         staff.label_from_instance = lambda u: (
             f"{u.get_full_name()} ({u.get_username()})" if u.get_full_name() else u.get_username()
         )
+
+
+class ChangesFilterForm(AccessLogFilterForm):
+    """?person=<id>&staff=<id>&since=<date>&until=<date>, all optional: ids and dates only,
+    never a name. Days are the site's."""
+
+    since = forms.DateField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": _("Please enter a date, e.g. 2025-03-14.")},
+    )
+    until = forms.DateField(
+        label=_("Until"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": _("Please enter a date, e.g. 2025-03-14.")},
+    )
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, site=site, **kwargs)
+        self.fields["staff"].queryset = history_staff_choices(site=site)
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("The last day cannot be before the first."))
+        return cleaned

@@ -1,13 +1,18 @@
-"""The person page, editing a person's details, and the privacy officer's access log.
+"""The person page, editing a person's details, and the privacy officer's access log and
+history of changes.
 
 Who sees what (PRODUCT.md roles):
 - front desk: the non-clinical part only (name, pronouns, optional details, what helps, last
   here). It is not a clinical record, so opening it writes no access-log row.
 - care team (visits.view_clinical): also goals and the timeline of visits. Every such opening
   writes one access-log row first, in the request's transaction.
-- directors and the privacy officer: no individual records (403).
+- the privacy officer (clinic.view_access_log): the non-clinical part, and the history of
+  changes to the person's details and record (clinic/history.py). That is clinical content:
+  every opening writes an access-log row first.
+- directors: no individual records (403).
 - the privacy officer reads the access log. Reading the log is not itself logged: it holds no
-  clinical content, and a log of log reads would bury the entries it exists to show.
+  clinical content, and a log of log reads would bury the entries it exists to show. The
+  history of changes does hold clinical content: reading it is logged, one row per person.
 """
 
 from django.contrib import messages
@@ -18,12 +23,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clinic.access import access_log_record
+from clinic.access import access_log_record, access_log_record_many
 from clinic.models import AccessLog
 from clinic.sites import can, site_permission_required
 from visits.errors import VisitError
-from visits.forms_people import AccessLogFilterForm, PersonDetailsForm
+from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.selectors.goals import person_goals
+from visits.selectors.history import changes_page, person_history
 from visits.selectors.people import (
     access_log_page,
     person_at_site,
@@ -42,25 +48,25 @@ def _person_or_404(request, pk: int):
 
 @never_cache
 @require_GET
-@site_permission_required("clinic.view_person")
+@site_permission_required("clinic.view_person", "clinic.view_access_log")
 def person_detail(request, pk: int):
     person = _person_or_404(request, pk)
+    user, site = request.user, request.site
     context = {
         "overview": person_overview(person=person),
         "person": person,
-        "clinical": can(request.user, "visits.view_clinical", request.site),
-        "can_edit": can(request.user, "clinic.change_person", request.site),
+        "clinical": can(user, "visits.view_clinical", site),
+        "can_edit": can(user, "clinic.change_person", site),
     }
     if context["clinical"]:
         access_log_record(
-            user=request.user,
-            site=request.site,
-            person=person,
-            what=AccessLog.What.PERSON,
-            obj=person,
+            user=user, site=site, person=person, what=AccessLog.What.PERSON, obj=person
         )
         context["goals"] = person_goals(person=person)
         context["visits"] = person_timeline(person=person)
+    if can(user, "clinic.view_access_log", site):
+        access_log_record(user=user, site=site, person=person, what=AccessLog.What.HISTORY)
+        context["history"] = person_history(person=person)
     return render(request, "visits/person_detail.html", context)
 
 
@@ -97,8 +103,29 @@ def access_log(request):
     return render(request, "visits/access_log.html", {"form": form, "page": page})
 
 
+@never_cache
+@require_GET
+@site_permission_required("clinic.view_access_log")
+def changes(request):
+    form = ChangesFilterForm(request.GET, site=request.site)
+    page = None
+    if form.is_valid():
+        data = form.cleaned_data
+        page = changes_page(
+            site=request.site, person=data["person"], user=data["staff"], since=data["since"],
+            until=data["until"], page=request.GET.get("page"),
+        )  # fmt: skip
+        # The history is clinical content: everyone it shows (or was asked about) is logged.
+        access_log_record_many(
+            user=request.user, site=request.site, what=AccessLog.What.HISTORY,
+            people=page.people,
+        )  # fmt: skip
+    return render(request, "visits/changes.html", {"form": form, "page": page})
+
+
 urlpatterns = [
     path("people/<int:pk>/", person_detail, name="person"),
     path("people/<int:pk>/edit/", person_edit, name="person_edit"),
     path("privacy/access-log/", access_log, name="access_log"),
+    path("privacy/changes/", changes, name="changes"),
 ]

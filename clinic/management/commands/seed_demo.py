@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinic import roles
+from clinic.history import history_command
 from clinic.models import Discipline, Membership, Person, Room, Service, Site
 from queues import services as queue
 
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             help="Run even with DEBUG off (never on a real clinic's data).",
         )
 
+    @history_command
     def handle(self, *args, password=None, force=False, **options):
         if not settings.DEBUG and not force:
             raise CommandError(

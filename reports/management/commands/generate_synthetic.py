@@ -7,6 +7,7 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError
 
 from clinic.db_roles import OwnerCommand
+from clinic.history import history_command
 from clinic.models import Site
 from reports import summaries
 from reports.synthetic import PREFIX, SyntheticRefused, generate
@@ -62,6 +63,7 @@ class Command(OwnerCommand):
             help="Run even with DEBUG off in a database that holds real people.",
         )
 
+    @history_command
     def handle(self, *args, **options):
         if options["unless_present"] and Site.objects.filter(slug__startswith=PREFIX).exists():
             self.stdout.write("Synthetic history is already there; nothing changed.")

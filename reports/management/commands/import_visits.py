@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clinic.history import history_command
 from reports import summaries
 from reports.importing import ImportRefused, import_site, visits_import
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
             "--site", help="The site's short name (slug); needed when there are several sites."
         )
 
+    @history_command
     def handle(self, *args, file, site=None, **options):
         path = Path(file)
         if not path.is_file():
