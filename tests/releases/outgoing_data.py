@@ -131,17 +131,28 @@ def _literal(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _objects(data: bytes) -> dict[int, tuple[bytes, bytes]]:
-    """Object number -> (dictionary text, decompressed stream or b"")."""
+    """Object number -> (dictionary text, decompressed stream or b"").
+
+    A stream is cut by its /Length, never by searching for "endstream" or "endobj": compressed
+    bytes (an embedded font, say) may contain those words by chance."""
     objects = {}
-    for match in re.finditer(rb"(\d+) 0 obj(.*?)endobj", data, re.S):
-        body = match.group(2)
-        head, stream = body, b""
-        found = re.search(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S)
-        if found:
-            head, stream = body[: found.start()], found.group(1)
+    pos = 0
+    header = re.compile(rb"(\d+) 0 obj")
+    while (match := header.search(data, pos)) is not None:
+        number, start = int(match.group(1)), match.end()
+        stream_at = re.compile(rb"stream\r?\n").search(data, start)
+        end_at = data.find(b"endobj", start)
+        if stream_at is not None and stream_at.start() < end_at:
+            head = data[start : stream_at.start()]
+            length = int(re.search(rb"/Length (\d+)", head).group(1))
+            stream = data[stream_at.end() : stream_at.end() + length]
             if b"FlateDecode" in head:
                 stream = zlib.decompress(stream)
-        objects[int(match.group(1))] = (head, stream)
+            pos = data.find(b"endobj", stream_at.end() + length) + len(b"endobj")
+        else:
+            head, stream = data[start:end_at], b""
+            pos = end_at + len(b"endobj")
+        objects[number] = (head, stream)
     return objects
 
 
