@@ -25,7 +25,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import access_log_record, access_log_record_many
 from clinic.models import AccessLog
-from clinic.sites import can, site_permission_required
+from clinic.people import with_merged
+from clinic.sites import site_permission_required, site_perms
 from visits.errors import VisitError
 from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.selectors.goals import person_goals
@@ -52,21 +53,23 @@ def _person_or_404(request, pk: int):
 def person_detail(request, pk: int):
     person = _person_or_404(request, pk)
     user, site = request.user, request.site
+    ids = with_merged(person)  # their records include those of records merged into theirs
+    held = site_perms(user, site)  # one query for the page's questions
     context = {
-        "overview": person_overview(person=person),
+        "overview": person_overview(person=person, ids=ids),
         "person": person,
-        "clinical": can(user, "visits.view_clinical", site),
-        "can_edit": can(user, "clinic.change_person", site),
+        "clinical": "visits.view_clinical" in held,
+        "can_edit": "clinic.change_person" in held,
     }
     if context["clinical"]:
         access_log_record(
             user=user, site=site, person=person, what=AccessLog.What.PERSON, obj=person
         )
-        context["goals"] = person_goals(person=person)
-        context["visits"] = person_timeline(person=person)
-    if can(user, "clinic.view_access_log", site):
+        context["goals"] = person_goals(person=person, ids=ids)
+        context["visits"] = person_timeline(person=person, ids=ids)
+    if "clinic.view_access_log" in held:
         access_log_record(user=user, site=site, person=person, what=AccessLog.What.HISTORY)
-        context["history"] = person_history(person=person)
+        context["history"] = person_history(person=person, ids=ids)
     return render(request, "visits/person_detail.html", context)
 
 
