@@ -260,7 +260,7 @@ def describe(entries: list[ChangeHistory], *, site: Site) -> list[Change]:
 
 
 def _blank(value) -> bool:
-    return value is None or value == "" or value == []
+    return value is None or value == "" or value == [] or value == {}
 
 
 def _label(table, column, field) -> str:
