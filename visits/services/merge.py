@@ -239,7 +239,11 @@ def _too_long() -> ValidationError:
 def _locked_proposal(merge: PersonMerge, *, by, decision: str) -> PersonMerge | None:
     """The merge, locked, if it is still waiting; None when `by` already made this very
     decision (a repeated tap); refuses otherwise."""
-    merge = PersonMerge.objects.select_for_update().select_related("site").get(pk=merge.pk)
+    # OF self: without it the joined site row would be locked too, and every check-in there
+    # (whose new arrival's key checks the site) would wait for this merge, or deadlock with it.
+    merge = (
+        PersonMerge.objects.select_for_update(of=("self",)).select_related("site").get(pk=merge.pk)
+    )
     if merge.status != PersonMerge.Status.PROPOSED:
         if merge.status == decision and merge.decided_by_id == by.pk:
             return None
@@ -259,14 +263,18 @@ def _locked_proposal(merge: PersonMerge, *, by, decision: str) -> PersonMerge | 
 def person_merge_approve(*, merge: PersonMerge, by) -> PersonMerge:
     """Approve a proposed merge and carry it out (the module docstring says what moves).
 
-    Locks the merge, then both people, then the rows that move. Everything is checked again
-    under those locks; the records must still be exactly as they were proposed (else "stale":
-    decline it, and propose it again). A repeated tap returns the merge unchanged."""
+    Locks the merge, the second record's arrivals, both people, then the rows that move.
+    Everything is checked again under those locks; the records must still be exactly as they
+    were proposed (else "stale": decline it, and propose it again). A repeated tap returns the
+    merge unchanged."""
     with transaction.atomic():
         locked = _locked_proposal(merge, by=by, decision=PersonMerge.Status.APPROVED)
         if locked is None:
             return PersonMerge.objects.get(pk=merge.pk)
         merge = locked
+        # The queue locks an arrival before its person (undoing "done"): so does this, so the
+        # two never wait for each other.
+        _lock_rows(Arrival, merge.duplicate_id)
         kept, duplicate = _lock_people(merge.site, merge.kept, merge.duplicate)
         person_merge_check(site=merge.site, kept=kept, duplicate=duplicate)
         now = {"kept": person_details(kept), "duplicate": person_details(duplicate)}
@@ -286,15 +294,7 @@ def person_merge_approve(*, merge: PersonMerge, by) -> PersonMerge:
         )
         if len(details["what_helps"]) > WHAT_HELPS_MAX:
             raise _too_long()
-        moved = {
-            table: list(
-                model.objects.select_for_update()
-                .filter(person=duplicate)
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
-            for table, model in MOVED
-        }
+        moved = {table: _lock_rows(model, duplicate.pk) for table, model in MOVED}
         # First the decision: the database lets a sealed visit move, and the second record be
         # marked merged, only once an approved merge of B into A exists.
         merge.status = PersonMerge.Status.APPROVED
@@ -324,6 +324,12 @@ def person_merge_approve(*, merge: PersonMerge, by) -> PersonMerge:
         sum(len(ids) for ids in moved.values()),
     )
     return merge
+
+
+def _lock_rows(model, person_id: int) -> list[int]:
+    """The ids of the person's rows of `model`, locked."""
+    rows = model.objects.select_for_update().filter(person_id=person_id).order_by("pk")
+    return list(rows.values_list("pk", flat=True))
 
 
 def _take_details(kept: Person, details: dict) -> list[str]:
