@@ -60,6 +60,8 @@ HISTORY_TABLE = HISTORY_TABLES[0]
 # its screen to the visit's person_id. Migrations freeze their own copy of this mapping.
 AUDITED: dict[str, dict[str, tuple[str, ...]]] = {
     "clinic_person": {"person": ("id",), "site": ("site_id",)},
+    # A merge of two records concerns the second record (clinic/migrations/0012).
+    "clinic_personmerge": {"person": ("duplicate_id",), "site": ("site_id",)},
     "visits_visit": {"person": ("person_id",), "site": ("site_id",)},
     **{
         table: {

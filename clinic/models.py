@@ -210,6 +210,12 @@ class Shift(models.Model):
         super().save(*args, **kwargs)
 
 
+class PersonQuerySet(models.QuerySet):
+    def current(self):
+        """Records in use: not merged into another record of the same person."""
+        return self.filter(merged_into__isnull=True)
+
+
 class Person(models.Model):
     """Someone the clinic knows. Only the name they want to be called is required."""
 
@@ -234,6 +240,23 @@ class Person(models.Model):
     )
     # The participant identifier in a previous system (import_visits matches on it).
     external_id = models.CharField(_("previous system's id"), max_length=64, blank=True)
+    # Set when this record turned out to be a second record of someone already known and was
+    # merged into theirs (PersonMerge, approved by the privacy officer). The record stays, so
+    # that the audit rows pointing at it (access log, disclosures, history) keep their meaning;
+    # it is no longer offered anywhere. The database refuses setting it without an approved
+    # merge of this record into that one, and changing or clearing it once set (migration
+    # 0012; no check constraint: SQLite would rebuild the table and drop its triggers).
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="merged_records",
+        verbose_name=_("merged into"),
+    )
+
+    objects = PersonQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -272,6 +295,8 @@ class AccessLog(models.Model):
         OUTREACH = "outreach", _("Outreach list")
         # The privacy officer reading the history of changes to a person's record.
         HISTORY = "history", _("History of changes")
+        # Comparing two records of one person to merge them (both are logged).
+        MERGE = "merge", _("Two records compared for a merge")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
@@ -290,6 +315,106 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.what} {self.object_id} {self.at:%Y-%m-%d %H:%M}"
+
+
+class PersonMerge(models.Model):
+    """Two records of one person: a clinician proposes merging the duplicate into the kept
+    record, and the site's privacy officer (someone else) approves or declines.
+
+    On approval (visits.services.merge) everything that may change moves from the duplicate
+    to the kept record in one transaction; the audit rows stay with the duplicate, which is
+    marked `merged_into` the kept record. This row is the record of the merge itself, and is
+    in the history of changes. Once decided it never changes again (the database refuses).
+    """
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", _("Waiting for the privacy officer")
+        APPROVED = "approved", _("Merged")
+        DECLINED = "declined", _("Declined")
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    kept = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="+", verbose_name=_("record kept")
+    )
+    duplicate = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="+", verbose_name=_("second record")
+    )
+    reason = models.TextField(_("why they are one person"), max_length=1000)
+    # Details the kept record takes from the second one (field names; the rest stay its own).
+    take_from_duplicate = models.JSONField(_("details taken from the second record"), default=list)
+    append_what_helps = models.BooleanField(
+        _('add the second record\'s "what helps"'), default=False
+    )
+    # Both records' details as the proposer saw them: a change since makes the proposal stale.
+    snapshot = models.JSONField(editable=False)
+    nonce = models.UUIDField(null=True, blank=True, editable=False)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("proposed by"),
+    )
+    proposed_at = models.DateTimeField(_("proposed"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PROPOSED
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decline_reason = models.CharField(_("why not"), max_length=500, blank=True)
+    # What moved on approval: {table: [row ids]}, so the merge says exactly what it changed
+    # (the queue's arrivals are not in the history of changes; this names them).
+    moved = models.JSONField(default=dict, editable=False)
+
+    class Meta:
+        ordering = ["-proposed_at", "-pk"]
+        verbose_name = _("merge of two records")
+        verbose_name_plural = _("merges of two records")
+        default_permissions = ()
+        permissions = [
+            ("propose_merge", _("Can propose merging two records of one person")),
+            ("approve_merge", _("Can approve or decline merging two records of one person")),
+        ]
+        indexes = [models.Index(fields=["site", "status"], name="merge_site_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kept=models.F("duplicate")), name="merge_two_records"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["proposed", "approved", "declined"]),
+                name="merge_known_status",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status="proposed", decided_by__isnull=True, decided_at__isnull=True
+                )
+                | (
+                    ~models.Q(status="proposed")
+                    & models.Q(decided_by__isnull=False, decided_at__isnull=False)
+                ),
+                name="merge_decided_says_who_and_when",
+            ),
+            # Four eyes: whoever proposed a merge cannot decide it.
+            models.CheckConstraint(
+                condition=~models.Q(decided_by=models.F("proposed_by")),
+                name="merge_decided_by_someone_else",
+            ),
+            models.UniqueConstraint(
+                fields=["duplicate"],
+                condition=models.Q(status="approved"),
+                name="record_merged_once",
+            ),
+            models.UniqueConstraint(fields=["site", "nonce"], name="merge_nonce_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Merge {self.pk}: {self.duplicate_id} into {self.kept_id} ({self.status})"
 
 
 class StaffSession(models.Model):

@@ -47,6 +47,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "visits.record_visit",
         "releases.request_release",
         "reports.view_outreach",
+        # Two records of one person: a clinician proposes merging them (clinic.PersonMerge).
+        "clinic.propose_merge",
     ],
     DIRECTOR: [
         # Staff accounts of the sites they direct (clinic/admin.py and clinic/staff.py decide
@@ -72,7 +74,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "clinic.delete_shift",
         "reports.view_reports",
     ],
-    PRIVACY_OFFICER: ["clinic.view_access_log", "releases.manage_releases"],
+    PRIVACY_OFFICER: [
+        "clinic.view_access_log",
+        "releases.manage_releases",
+        # ... and the privacy officer (never the proposer) approves or declines the merge.
+        "clinic.approve_merge",
+    ],
 }
 
 

@@ -88,7 +88,7 @@ class CheckInForm(forms.Form):
         _move_hidden_errors_to_top(self, ("nonce", "person", "person_pick"))
         person_id = data.get("person") or data.get("person_pick")
         if person_id:
-            person = Person.objects.filter(pk=person_id, site=self.site).first()
+            person = Person.objects.current().filter(pk=person_id, site=self.site).first()
             if person is None:
                 raise forms.ValidationError(UNKNOWN_PERSON)
             data["person_obj"] = person

@@ -117,7 +117,8 @@ def people_search(*, site: Site, query: str) -> list[Person]:
     for word in words:
         condition &= Q(name__icontains=word)
     return list(
-        Person.objects.filter(condition, site=site)
+        Person.objects.current()
+        .filter(condition, site=site)
         .annotate(
             last_here=Max("arrivals__arrived_at"),
             here_now=Subquery(

@@ -156,6 +156,15 @@ def _check_in_locked(
         person = Person.objects.create(site=site, name=name, created_by=by, **details)
     else:
         person = Person.objects.select_for_update().get(pk=person.pk, site=site)
+        if person.merged_into_id is not None:
+            # Merged a moment ago (two records of one person): the kept record is theirs.
+            raise QueueError(
+                "person_merged",
+                _(
+                    "This record was merged into another record of the same person: please "
+                    "find them again."
+                ),
+            )
         _refuse_if_already_here(person)
         changed = [field for field, value in details.items() if value]
         for field in changed:

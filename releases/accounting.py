@@ -13,6 +13,7 @@ from datetime import date, datetime
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.people import with_merged
 from releases.models import Category, DisclosureLog, EmergencyRelease
 from releases.packets import scope_labels
 from releases.services.outgoing import reason_text
@@ -93,7 +94,9 @@ def person_accounting(*, person, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     since = accounting_since(now, person.site.tz)
     rows = (
-        DisclosureLog.objects.filter(person=person, at__gte=since, at__lte=now)
+        # The disclosure log is append-only: rows about a record merged into this one stay
+        # with it, and are this person's disclosures too.
+        DisclosureLog.objects.filter(person__in=with_merged(person), at__gte=since, at__lte=now)
         .select_related("recipient", "packet", "emergency_release")
         .order_by("-at", "-pk")
     )

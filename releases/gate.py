@@ -7,6 +7,11 @@ disclosure log in one transaction, so a release whose log row cannot be written 
 happen. Default deny: anything missing, unknown or failing is a refusal. There is no
 superuser or role bypass: the asker's permissions are never consulted here, only consent,
 recipient, purpose, scope, the time (always now: no caller can pass another) and approvals.
+A record merged into another (two records of one person) is refused ("person_merged"): its
+records moved to the kept one. The kept record's consents include those signed under records
+merged into it (a signed consent stays with the record it was signed under): the person is
+the same, and each consent is still judged alone, with its own recipient, purpose, scope,
+expiry and revocations, so nothing is released that one consent did not cover.
 Approvals are re-checked at release time: each approver must still be an active account
 working at the site, and the privacy officer's approval must come from someone who still
 holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
@@ -46,6 +51,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from clinic.models import Person
+from clinic.people import with_merged
 from clinic.sites import can
 from releases.models import (
     CRIMINAL_LEGAL,
@@ -129,6 +136,13 @@ def release_decide(
 def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     if person is None or getattr(person, "pk", None) is None:
         return Decision(REFUSED, "missing_person")
+    # Read the person again: a record merged a moment ago is no longer anyone's record to
+    # release from (its records moved to the kept one, which is asked about instead).
+    merged_into = (
+        Person.objects.filter(pk=person.pk).values_list("merged_into_id", flat=True).first()
+    )
+    if merged_into is not None:
+        return Decision(REFUSED, "person_merged")
     if recipient is None or getattr(recipient, "pk", None) is None:
         return Decision(REFUSED, "missing_recipient")
     # Read the recipient again: a category changed a moment ago counts now.
@@ -169,8 +183,10 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         return Decision(REFUSED, "approvals_required")
 
     candidates = list(
-        # Only sealed consents: a row whose recording did not finish is not a consent.
-        Consent.objects.filter(person=person, recipients=recipient, sealed=True)
+        # Only sealed consents: a row whose recording did not finish is not a consent. The
+        # person's own, and those signed under a record merged into theirs (two records of one
+        # person): each is still judged on its own, never combined with another.
+        Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
         .prefetch_related("purposes", "recipients", "revocations", "expiry_events")
         .order_by("-signed_on", "-pk")
     )

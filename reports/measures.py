@@ -882,7 +882,7 @@ def outreach_list(site_ids: Sequence[int], as_of: date) -> list[dict]:
                    {today} - {since} AS days_since
             FROM ({_last_contacts(ids, today)}) AS x
             JOIN clinic_person pe ON pe.id = x.p
-            WHERE {today} - {since} >= {INTERRUPTION_DAYS}
+            WHERE {today} - {since} >= {INTERRUPTION_DAYS} AND pe.merged_into_id IS NULL
             ORDER BY days_since DESC, pe.name, x.p
             """,
         )

@@ -65,7 +65,7 @@ class AppointmentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.site = site
         if booking:
-            self.fields["person"].queryset = Person.objects.filter(site=site)
+            self.fields["person"].queryset = Person.objects.current().filter(site=site)
         else:
             del self.fields["person"]
         self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)

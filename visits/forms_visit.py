@@ -183,7 +183,7 @@ class DirectVisitForm(forms.Form):
         person_id = self.cleaned_data.get("person")
         if not person_id:
             return None
-        person = Person.objects.filter(pk=person_id, site=self.site).first()
+        person = Person.objects.current().filter(pk=person_id, site=self.site).first()
         if person is None:
             raise forms.ValidationError(_("That person is not known at this site."))
         return person

@@ -1,6 +1,6 @@
 """Each area's view module lists its own routes; they are joined here."""
 
-from visits.views import appointments, goals, people, tox, visit
+from visits.views import appointments, goals, merge, people, tox, visit
 
 app_name = "visits"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     *goals.urlpatterns,
     *appointments.urlpatterns,
     *people.urlpatterns,
+    *merge.urlpatterns,
 ]

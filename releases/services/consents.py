@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinic.models import Person, Site
+from clinic.people import with_merged
 from clinic.sites import can
 from releases.errors import ReleaseError
 from releases.gate import normalise_purpose
@@ -328,6 +329,11 @@ def consent_record(
     require_privacy_officer(by, site)
     if person.site_id != site.pk:
         raise ReleaseError("person_unknown", _("That person is not known at this site."))
+    if person.merged_into_id is not None:
+        raise ReleaseError(
+            "person_merged",
+            _("This record was merged into another record of the same person: use that record."),
+        )
     if nonce is not None:
         first = _consent_for_nonce(site=site, person=person, nonce=nonce)
         if first is not None:
@@ -554,7 +560,8 @@ def consent_hold_place(*, person: Person, site: Site, by, note: str = "") -> lis
     immediate hold until it is in writing (RELEASES.md).
 
     Front desk and clinicians do not read consents, so the hold covers every consent of the
-    person at this site that is not already revoked or held; the privacy officer then records
+    person at this site that is not already revoked or held, those signed under a record merged
+    into theirs included (the gate counts those for them too); the privacy officer then records
     the written revocation (or, if the person wants a consent to stand, a new consent). The
     gate refuses while a hold stands, from the moment this commits. Locks the person's
     consents, so a hold and a revocation recorded at once are ordered.
@@ -567,7 +574,9 @@ def consent_hold_place(*, person: Person, site: Site, by, note: str = "") -> lis
     today = _site_today(site)
     held = []
     with transaction.atomic():
-        consents = Consent.objects.select_for_update().filter(person=person, site=site, sealed=True)
+        consents = Consent.objects.select_for_update().filter(
+            person_id__in=with_merged(person), site=site, sealed=True
+        )
         for consent in consents.order_by("pk"):
             if Revocation.objects.filter(consent=consent).exists():
                 continue  # already held or revoked

@@ -54,6 +54,9 @@ REASONS = {
         "the privacy officer and a second staff member."
     ),
     "no_consent": gettext_lazy("There is no consent from this person for this recipient."),
+    "person_merged": gettext_lazy(
+        "This record was merged into another record of the same person: use that record."
+    ),
     "held_oral_revocation": gettext_lazy(
         "The person revoked the consent orally: everything is on hold until it is in writing."
     ),
@@ -120,6 +123,11 @@ def _require_release_staff(user, site) -> None:
         )
 
 
+def _refuse_merged(person) -> None:
+    if person.merged_into_id is not None:
+        raise ReleaseError("person_merged", str(REASONS["person_merged"]))
+
+
 def _clean_scope(scope) -> list[str]:
     chosen = sorted(set(scope or ()))
     if not chosen:
@@ -148,6 +156,7 @@ def release_request_create(
         raise ReleaseError("not_allowed", _("Only care-team staff of this site can ask."))
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
+    _refuse_merged(person)
     if recipient is None or recipient.site_id != site.pk or not recipient.is_active:
         raise ReleaseError(
             "unknown_recipient", _("Please choose a recipient from this site's registry.")
@@ -405,6 +414,7 @@ def emergency_release(
     _require_release_staff(by, site)
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
+    _refuse_merged(person)
     if recipient is None or recipient.site_id != site.pk:
         raise ReleaseError(
             "unknown_recipient", _("Please choose a recipient from this site's registry.")

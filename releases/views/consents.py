@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clinic.access import access_log_record
+from clinic.access import access_log_record, access_log_record_many
 from clinic.models import AccessLog, Person
+from clinic.people import with_merged
 from clinic.sites import can, site_permission_required
 from releases.errors import ReleaseError
 from releases.forms_registry import ConsentForm, ExpiryEventForm, HoldForm, RevocationForm
@@ -77,16 +78,18 @@ def _detail(request, consent, *, revoke_form=None, event_form=None, status=200):
 @officer_required
 def person_consents(request, pk: int):
     person = _person_or_404(request, pk)
+    # Consents signed under a record merged into this one stay with that record, and count
+    # for this person at the gate: they are listed here too, saying so.
     consents = list(
-        Consent.objects.filter(person=person, site=request.site).prefetch_related(
-            "recipients", "purposes", "revocations", "expiry_events"
-        )
+        Consent.objects.filter(person__in=with_merged(person), site=request.site)
+        .select_related("person")
+        .prefetch_related("recipients", "purposes", "revocations", "expiry_events")
     )
     rows = [(c, consent_status(c)) for c in consents]
-    if consents:
-        access_log_record(
-            user=request.user, site=request.site, person=person, what=AccessLog.What.CONSENT
-        )
+    access_log_record_many(
+        user=request.user, site=request.site, what=AccessLog.What.CONSENT,
+        people=list({c.person_id: c.person for c in consents}.values()),
+    )  # fmt: skip
     return render(request, "releases/person_consents.html", {"person": person, "rows": rows})
 
 

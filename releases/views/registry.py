@@ -51,9 +51,11 @@ def home(request):
     search = PersonSearchForm(request.GET or None)
     people = []
     if search.is_valid() and search.cleaned_data["q"].strip():
+        # Merged records too, pointing at the record they were merged into: a request from
+        # outside may name the person as that record did.
         people = Person.objects.filter(
             site=request.site, name__icontains=search.cleaned_data["q"].strip()
-        )[:20]
+        ).select_related("merged_into")[:20]
     incoming = IncomingRequest.objects.filter(site=request.site).order_by("-received_at")
     context = {
         "search": search,

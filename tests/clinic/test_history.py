@@ -10,6 +10,7 @@ suite runs on SQLite and on PostgreSQL, so every test here runs on both.
 # ruff: noqa: S608 (SQL from the models' own table and column names)
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -20,7 +21,7 @@ from django.utils import timezone
 from clinic import history, roles
 from clinic.db_roles import APPEND_ONLY_TABLES
 from clinic.history import HISTORY_TABLE, decoded_changes, history_actor
-from clinic.models import ChangeHistory, Discipline, Person
+from clinic.models import ChangeHistory, Discipline, Person, PersonMerge
 from releases.models import Consent, ConsentPurpose, ExpiryEventRecord, Revocation
 from tests.factories import PersonFactory, ServiceFactory, make_staff
 from tests.releases.factories import SIGNATURE, make_consent, make_recipient
@@ -86,6 +87,7 @@ def world(site):
         created_by=staff[0],
     )  # fmt: skip
     w.consent = make_consent(person=person, recipients=[], purposes=(), seal=False)
+    w.extra["kept"] = PersonFactory(site=site, name="Marcus K.")
     return w
 
 
@@ -104,6 +106,22 @@ CASES = {
     "clinic_person": Case(
         lambda w, i: Person(site=w.site, name=f"Sam {i}", phone="555-0100", what_helps="Tea"),
         ("name", lambda w: "Samuel"),
+    ),
+    # A merge concerns its second record; only a proposal changes, and only by being decided
+    # (clinic migration 0012).
+    "clinic_personmerge": Case(
+        lambda w, i: PersonMerge(
+            site=w.site,
+            kept=w.extra["kept"],
+            duplicate=w.person,
+            reason="Same birthday, same dog",
+            take_from_duplicate=["phone"],
+            snapshot={"kept": {"name": "Marcus K."}, "duplicate": {"name": "Marcus"}},
+            nonce=uuid.UUID(int=i + 1),
+            proposed_by=w.staff[0],
+            proposed_at=NOW,
+        ),
+        ("decline_reason", lambda w: "Two brothers"),
     ),
     "visits_visit": Case(
         lambda w, i: Visit(

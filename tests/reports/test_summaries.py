@@ -624,3 +624,27 @@ def test_rebuild_with_nothing_stale_changes_nothing(build, site):
     assert snapshot() == before
     assert summaries.refresh() == 0
     assert snapshot() == before
+
+
+def test_a_merge_of_two_records_moves_their_summaries_to_the_kept_record(
+    site, front_desk, clinician, privacy_officer
+):
+    """Two records of one person merged (visits.services.merge): the moved visits, sealed
+    ones too, mark both people stale, and the summaries then count them for the kept record
+    only, exactly as a full rebuild would."""
+    from tests.visits.merging import propose, two_records
+    from visits.services.merge import person_merge_approve
+
+    records = two_records(
+        site=site, front_desk=front_desk, clinician=clinician, privacy_officer=privacy_officer
+    )
+    summaries.refresh()
+    before = visit_days(records.duplicate)
+    assert before
+    person_merge_approve(merge=propose(records, by=clinician), by=privacy_officer)
+    assert_incremental_equals_rebuild()
+    assert visit_days(records.duplicate) == []
+    assert coverage(records.duplicate) == []
+    assert VisitWait.objects.filter(person_id=records.duplicate.pk).count() == 0
+    kept_visits = sum(visits for _d, visits, *_ in visit_days(records.kept))
+    assert kept_visits == Visit.objects.filter(person=records.kept).count() == 3

@@ -6,6 +6,7 @@ before and after (choices by their labels, people and staff by name, dates as da
 Clinical content: the views write an access-log row for every person shown, first.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -20,7 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinic import history
-from clinic.models import ChangeHistory, Membership, Person, Service, Site
+from clinic.models import ChangeHistory, Membership, Person, PersonMerge, Service, Site
+from clinic.people import with_merged
 from releases.models import Recipient, Scope
 
 PERSON_HISTORY_LIMIT = 20
@@ -28,6 +30,7 @@ CHANGES_PAGE_SIZE = 50
 
 RECORD_LABELS = {
     "clinic_person": gettext_lazy("Person's details"),
+    "clinic_personmerge": gettext_lazy("Merge of two records"),
     "visits_visit": gettext_lazy("Visit"),
     "visits_visitparticipant": gettext_lazy("Who took part in a visit"),
     "visits_visit_services": gettext_lazy("Service delivered at a visit"),
@@ -54,8 +57,19 @@ FIELD_LABELS = {
 }
 # Columns not shown: the site is the page's own; a row's link to its parent says nothing new.
 HIDDEN = {"site_id"}
+# ... and, of one table: a merge's copy of both records' details as proposed (the people's own
+# history has them) and its form's nonce.
+HIDDEN_OF = {("clinic_personmerge", "snapshot"), ("clinic_personmerge", "nonce")}
 # JSON lists of choices, shown by their labels.
 LIST_CHOICES = {("releases_consent", "scope"): Scope}
+MOVED_LABELS = {
+    "queue_arrival": gettext_lazy("Arrivals"),
+    "visits_visit": gettext_lazy("Visits"),
+    "visits_goal": gettext_lazy("Goals"),
+    "visits_appointment": gettext_lazy("Appointments"),
+    "releases_releaserequest": gettext_lazy("Release requests"),
+    "releases_incomingrequest": gettext_lazy("Requests from outside"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,20 +96,72 @@ class Change:
 
 
 @dataclass(frozen=True)
+class MergeLine:
+    """One merge (or proposal) of this person's records, in words, for their history."""
+
+    merge: PersonMerge
+    summary: str
+
+
+@dataclass(frozen=True)
 class PersonHistory:
     changes: list[Change]
     more: bool  # older changes exist beyond these
+    merges: list[MergeLine] = dataclasses.field(default_factory=list)
 
 
-def person_history(*, person: Person, limit: int = PERSON_HISTORY_LIMIT) -> PersonHistory:
-    """The newest `limit` changes concerning the person (one index scan)."""
+def person_history(
+    *, person: Person, limit: int = PERSON_HISTORY_LIMIT, ids: list[int] | None = None
+) -> PersonHistory:
+    """The newest `limit` changes concerning the person and the records merged into theirs
+    (their history stays with them), and every merge involving any of those records."""
+    ids = ids or with_merged(person)
     entries = list(
-        ChangeHistory.objects.filter(person_id=person.pk, site_id=person.site_id).order_by(
+        ChangeHistory.objects.filter(person_id__in=ids, site_id=person.site_id).order_by(
             "-at", "-pk"
         )[: limit + 1]
     )
     return PersonHistory(
-        changes=describe(entries[:limit], site=person.site), more=len(entries) > limit
+        changes=describe(entries[:limit], site=person.site),
+        more=len(entries) > limit,
+        merges=merge_lines(person=person, ids=ids),
+    )
+
+
+def merge_lines(*, person: Person, ids: list[int]) -> list[MergeLine]:
+    merges = (
+        PersonMerge.objects.filter(Q(kept_id__in=ids) | Q(duplicate_id__in=ids))
+        .filter(site_id=person.site_id)
+        .select_related("kept", "duplicate", "proposed_by", "decided_by")
+        .order_by("-proposed_at", "-pk")
+    )
+    return [MergeLine(merge=m, summary=_merge_summary(m, person)) for m in merges]
+
+
+def _merge_summary(merge: PersonMerge, person: Person) -> str:
+    names = {
+        "kept": merge.kept.name,
+        "k": merge.kept_id,
+        "duplicate": merge.duplicate.name,
+        "d": merge.duplicate_id,
+    }
+    if merge.status == PersonMerge.Status.APPROVED:
+        if merge.kept_id == person.pk:
+            return _("%(duplicate)s (record #%(d)s) was merged into this record.") % names
+        if merge.duplicate_id == person.pk:
+            return _("This record was merged into %(kept)s (record #%(k)s).") % names
+        return _("%(duplicate)s (record #%(d)s) was merged into %(kept)s (record #%(k)s).") % names
+    if merge.status == PersonMerge.Status.DECLINED:
+        return (
+            _("Declined: merging %(duplicate)s (record #%(d)s) into %(kept)s (record #%(k)s).")
+            % names
+        )
+    return (
+        _(
+            "Waiting for the privacy officer: merging %(duplicate)s (record #%(d)s) into "
+            "%(kept)s (record #%(k)s)."
+        )
+        % names
     )
 
 
@@ -130,7 +196,7 @@ def changes_page(
     is described Changes; `people` the people they concern (and the one asked about)."""
     entries = ChangeHistory.objects.filter(site_id=site.pk)
     if person is not None:
-        entries = entries.filter(person_id=person.pk)
+        entries = entries.filter(person_id__in=with_merged(person))
     if user is not None:
         entries = entries.filter(actor_id=user.pk)
     if since is not None:
@@ -161,7 +227,7 @@ def describe(entries: list[ChangeHistory], *, site: Site) -> list[Change]:
         fields = {f.column: f for f in model._meta.concrete_fields} if model else {}
         shown = []
         for column, (before, after) in pairs.items():
-            if column in HIDDEN:
+            if column in HIDDEN or (entry.table_name, column) in HIDDEN_OF:
                 continue
             if entry.operation != "update" and _blank(before) and _blank(after):
                 continue  # an empty field of a row added or removed
@@ -194,7 +260,7 @@ def describe(entries: list[ChangeHistory], *, site: Site) -> list[Change]:
 
 
 def _blank(value) -> bool:
-    return value is None or value == "" or value == []
+    return value is None or value == "" or value == [] or value == {}
 
 
 def _label(table, column, field) -> str:
@@ -260,6 +326,12 @@ def _value(table, column, field, value, site, names) -> str | None:
     if (table, column) in LIST_CHOICES:
         labels = dict(LIST_CHOICES[(table, column)].choices)
         return ", ".join(str(labels.get(v, v)) for v in value)
+    if (table, column) == ("clinic_personmerge", "moved") and isinstance(value, dict):
+        return ", ".join(
+            f"{MOVED_LABELS.get(t, t)}: {len(ids)}" for t, ids in value.items() if ids
+        ) or _("Nothing")
+    if (table, column) == ("clinic_personmerge", "take_from_duplicate"):
+        return ", ".join(str(capfirst(Person._meta.get_field(f).verbose_name)) for f in value)
     if field is None:
         return str(value)
     if field.is_relation:

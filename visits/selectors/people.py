@@ -13,6 +13,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Max, Prefetch, Q, QuerySet
 
 from clinic.models import AccessLog, Membership, Person, Site
+from clinic.people import with_merged
 from queues.models import ACTIVE_STATES, Arrival
 from visits.models import Visit, VisitParticipant
 
@@ -33,31 +34,35 @@ class PersonOverview:
     here_now: Arrival | None
 
 
-def person_overview(*, person: Person) -> PersonOverview:
+def person_overview(*, person: Person, ids: list[int] | None = None) -> PersonOverview:
     # "Last here" is the last arrival at the front door or the last visit at the clinic (a
-    # quick contact at the door may have no arrival). Outreach happens elsewhere.
-    last_arrival = Arrival.objects.filter(person=person).aggregate(at=Max("arrived_at"))["at"]
+    # quick contact at the door may have no arrival). Outreach happens elsewhere. Records
+    # merged into this one count as theirs (clinic/people.py; `ids` when already known).
+    ids = ids or with_merged(person)
+    last_arrival = Arrival.objects.filter(person__in=ids).aggregate(at=Max("arrived_at"))["at"]
     last_visit = (
-        Visit.objects.filter(person=person, site_id=person.site_id)
+        Visit.objects.filter(person__in=ids, site_id=person.site_id)
         .exclude(origin=Visit.Origin.OUTREACH)
         .aggregate(at=Max("started_at"))["at"]
     )
     times = [t for t in (last_arrival, last_visit) if t is not None]
     here_now = (
-        Arrival.objects.filter(person=person, state__in=ACTIVE_STATES)
+        Arrival.objects.filter(person__in=ids, state__in=ACTIVE_STATES)
         .select_related("service")
         .first()
     )
     return PersonOverview(person=person, last_here=max(times) if times else None, here_now=here_now)
 
 
-def person_timeline(*, person: Person) -> list[Visit]:
+def person_timeline(*, person: Person, ids: list[int] | None = None) -> list[Visit]:
     """The person's visits at their site, newest first, with who took part and what was done.
 
     Clinical: only for the care team, and only after the opening is written to the access log.
+    Visits of records merged into this one are theirs too (a merge moves them; any recorded
+    under the merged record a moment after are still shown).
     """
     return list(
-        Visit.objects.filter(person=person, site_id=person.site_id)
+        Visit.objects.filter(person__in=ids or with_merged(person), site_id=person.site_id)
         .order_by("-started_at", "-pk")
         .prefetch_related(
             Prefetch(
@@ -91,11 +96,12 @@ def access_log_staff_choices(*, site: Site) -> QuerySet:
 def access_log_page(
     *, site: Site, person: Person | None = None, user=None, page: str | int | None = 1
 ) -> Page:
-    """One page of the site's access log, newest first, optionally about one person and/or by
+    """One page of the site's access log, newest first, optionally about one person (with the
+    records merged into theirs: those entries stay with the record that was read) and/or by
     one staff member. An out-of-range or garbled page number gives the nearest real page."""
     entries = AccessLog.objects.filter(site=site).select_related("user", "person")
     if person is not None:
-        entries = entries.filter(person=person)
+        entries = entries.filter(person__in=with_merged(person))
     if user is not None:
         entries = entries.filter(user=user)
     entries = entries.order_by("-at", "-pk")

@@ -49,7 +49,7 @@ def _id_or_404(value: str) -> int:
 
 
 def _person_or_404(site, value: str) -> Person:
-    person = Person.objects.filter(pk=_id_or_404(value), site=site).first()
+    person = Person.objects.current().filter(pk=_id_or_404(value), site=site).first()
     if person is None:
         raise Http404(_("That person is not known at this site."))
     return person

@@ -73,7 +73,7 @@ def _visit(form, person: Person, site) -> Visit | None:
 @site_permission_required("visits.record_visit")
 def goal_add(request, person_id: int):
     person = get_object_or_404(
-        Person.objects.select_related("site"), pk=person_id, site=request.site
+        Person.objects.current().select_related("site"), pk=person_id, site=request.site
     )
     form = GoalForm(request.POST)
     if not form.is_valid():

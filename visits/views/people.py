@@ -13,6 +13,10 @@ Who sees what (PRODUCT.md roles):
 - the privacy officer reads the access log. Reading the log is not itself logged: it holds no
   clinical content, and a log of log reads would bury the entries it exists to show. The
   history of changes does hold clinical content: reading it is logged, one row per person.
+
+Two records of one person (visits/views/merge.py): the kept record's page gathers the records
+of everyone merged into it (clinic/people.py); a merged record's page says where its records
+went and links there, and shows the privacy officer its own history, which stays with it.
 """
 
 from django.contrib import messages
@@ -25,11 +29,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import access_log_record, access_log_record_many
 from clinic.models import AccessLog
-from clinic.sites import can, site_permission_required
+from clinic.people import with_merged
+from clinic.sites import can, site_permission_required, site_perms
 from visits.errors import VisitError
 from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.selectors.goals import person_goals
 from visits.selectors.history import changes_page, person_history
+from visits.selectors.merge import merge_waiting_for
 from visits.selectors.people import (
     access_log_page,
     person_at_site,
@@ -52,22 +58,41 @@ def _person_or_404(request, pk: int):
 def person_detail(request, pk: int):
     person = _person_or_404(request, pk)
     user, site = request.user, request.site
+    if person.merged_into_id is not None:
+        return _merged_record(request, person)
+    ids = with_merged(person)  # their records include those of records merged into theirs
+    held = site_perms(user, site)  # one query for the page's questions
     context = {
-        "overview": person_overview(person=person),
+        "overview": person_overview(person=person, ids=ids),
         "person": person,
-        "clinical": can(user, "visits.view_clinical", site),
-        "can_edit": can(user, "clinic.change_person", site),
+        "clinical": "visits.view_clinical" in held,
+        "can_edit": "clinic.change_person" in held,
+        "can_merge": "clinic.propose_merge" in held,
     }
     if context["clinical"]:
         access_log_record(
             user=user, site=site, person=person, what=AccessLog.What.PERSON, obj=person
         )
-        context["goals"] = person_goals(person=person)
-        context["visits"] = person_timeline(person=person)
-    if can(user, "clinic.view_access_log", site):
+        context["goals"] = person_goals(person=person, ids=ids)
+        context["visits"] = person_timeline(person=person, ids=ids)
+    if context["can_merge"] or "clinic.approve_merge" in held:
+        context["merge_waiting"] = merge_waiting_for(person=person)
+    if "clinic.view_access_log" in held:
         access_log_record(user=user, site=site, person=person, what=AccessLog.What.HISTORY)
-        context["history"] = person_history(person=person)
+        context["history"] = person_history(person=person, ids=ids)
     return render(request, "visits/person_detail.html", context)
+
+
+def _merged_record(request, person):
+    """A record merged into another: what it was, where its records went, and (for the privacy
+    officer) its own history, which stays with it. Nothing clinical is left on it."""
+    context = {"person": person, "kept": person.merged_into}
+    if can(request.user, "clinic.view_access_log", request.site):
+        access_log_record(
+            user=request.user, site=request.site, person=person, what=AccessLog.What.HISTORY
+        )
+        context["history"] = person_history(person=person)
+    return render(request, "visits/person_merged.html", context)
 
 
 @never_cache
@@ -75,6 +100,8 @@ def person_detail(request, pk: int):
 @site_permission_required("clinic.change_person")
 def person_edit(request, pk: int):
     person = _person_or_404(request, pk)
+    if person.merged_into_id is not None:  # its page says where its records are now
+        return redirect("visits:person", pk=person.pk)
     form = PersonDetailsForm.for_person(person, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -191,7 +191,7 @@ def visit_new(request):
     query = request.GET.get("q", "").strip()
     chosen = request.POST.get("person") or request.GET.get("person") or ""
     picked = (
-        Person.objects.filter(pk=int(chosen), site=site).first()
+        Person.objects.current().filter(pk=int(chosen), site=site).first()
         if chosen.isascii() and chosen.isdigit()
         else None
     )

@@ -79,7 +79,7 @@ class Command(BaseCommand):
             if by is None:
                 raise CommandError("No staff member with that username.")
         purpose = options["purpose"]
-        people = Person.objects.filter(site=site).order_by("pk")
+        people = Person.objects.current().filter(site=site).order_by("pk")
         if options["people"]:
             people = people.filter(pk__in=options["people"])
 
