@@ -25,12 +25,10 @@ RUN apt-get update \
  && apt-get purge -y --auto-remove curl \
  && rm -rf /var/lib/apt/lists/*
 
-# Dependencies first, from pyproject.toml, so a code change does not reinstall them.
-# tzdata: site time zones must resolve even if the base image has no system zoneinfo.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt tzdata \
- && rm /tmp/requirements.txt
+# Dependencies first, so a code change does not reinstall them: exactly the lock file's
+# versions, each file checked against its hash (README: Dependencies and the lock files).
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 # The application (.dockerignore keeps .env, databases, .venv and tests out).
 COPY . .

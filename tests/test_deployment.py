@@ -269,7 +269,7 @@ def test_dockerfile_builds_from_a_python_the_project_supports():
 
 def test_dockerfile_installs_dependencies_and_collects_static_files_at_build_time():
     runs = [args for kind, args in dockerfile() if kind == "RUN"]
-    assert any("pyproject.toml" in run and "pip install" in run for run in runs)
+    assert any("pip install --require-hashes -r requirements.lock" in run for run in runs)
     collect = [run for run in runs if "collectstatic" in run]
     assert len(collect) == 1
     assert "DEBUG=0" in collect[0]
