@@ -12,6 +12,9 @@ records moved to the kept one. The kept record's consents include those signed u
 merged into it (a signed consent stays with the record it was signed under): the person is
 the same, and each consent is still judged alone, with its own recipient, purpose, scope,
 expiry and revocations, so nothing is released that one consent did not cover.
+A consent holds only for the category its recipient had when it was signed (recorded per
+recipient at signing, ConsentRecipientCategory): a recipient recategorised since, either way,
+is refused under it ("recipient_recategorised") until the person signs a new consent.
 Approvals are re-checked at release time: each approver must still be an active account
 working at the site, and the privacy officer's approval must come from someone who still
 holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
@@ -83,6 +86,7 @@ _REASON_ORDER = (
     "not_yet_signed",
     "bundled_consent",
     "consent_other_site",
+    "recipient_recategorised",
     "purpose_not_consented",
     "scope_not_consented",
 )
@@ -187,7 +191,9 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         # person's own, and those signed under a record merged into theirs (two records of one
         # person): each is still judged on its own, never combined with another.
         Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
-        .prefetch_related("purposes", "recipients", "revocations", "expiry_events")
+        .prefetch_related(
+            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
+        )
         .order_by("-signed_on", "-pk")
     )
     if not candidates:
@@ -196,6 +202,8 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     for consent in candidates:
         problem = _consent_problem(
             consent,
+            recipient_id=recipient.pk,
+            category=history[-1],
             site_id=person.site_id,
             criminal_legal=criminal_legal,
             purpose=wanted_purpose,
@@ -220,7 +228,7 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
 
 
 def _consent_problem(
-    consent: Consent, *, site_id, criminal_legal, purpose, scope, at
+    consent: Consent, *, recipient_id, category, site_id, criminal_legal, purpose, scope, at
 ) -> str | None:
     tz = consent.site.tz
     today = timezone.localdate(at, tz)
@@ -246,6 +254,12 @@ def _consent_problem(
     # "Who may disclose" is the person's own site (where the records and the recipient are).
     if consent.site_id != site_id:
         return "consent_other_site"
+    # A consent holds only for the category the recipient had when it was signed: a treatment
+    # provider since recategorised as a court is not whom the person agreed to (nor is a court
+    # since relabelled). No recorded category is no consent for it (default deny).
+    signed_as = {row.recipient_id: row.category for row in consent.recipient_categories.all()}
+    if signed_as.get(recipient_id) != category:
+        return "recipient_recategorised"
     if purpose not in {normalise_purpose(p.text) for p in consent.purposes.all()}:
         return "purpose_not_consented"
     consented = set(consent.scope) if isinstance(consent.scope, list) else set()

@@ -193,6 +193,37 @@ class Consent(models.Model):
         return f"Consent {self.pk} ({self.person_id})"
 
 
+class ConsentRecipientCategory(models.Model):
+    """The category each named recipient had when the consent was signed.
+
+    A consent holds only for that category: a treatment provider later recategorised as a
+    court (or a court relabelled as anything else) is not the recipient the person agreed to,
+    and the gate refuses ("recipient_recategorised"). Written with the consent, before it is
+    sealed; from then on the database refuses any change, as for its recipients (migration
+    0007). Consents signed before this table existed were given their recipient's category
+    at that migration: the best fact available, not what the form said."""
+
+    consent = models.ForeignKey(
+        Consent, on_delete=models.PROTECT, related_name="recipient_categories"
+    )
+    recipient = models.ForeignKey(Recipient, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=20, choices=Category.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consent", "recipient"], name="consent_recipient_category_once"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(category__in=Category.values),
+                name="consent_recipient_known_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent {self.consent_id}: {self.recipient_id} as {self.category}"
+
+
 class ConsentPurpose(models.Model):
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="purposes")
     text = models.CharField(_("purpose"), max_length=300)

@@ -88,6 +88,10 @@ REASONS = {
         "The approvals given are for a different person, recipient, purpose or information."
     ),
     "consent_other_site": gettext_lazy("The consent was given to another site."),
+    "recipient_recategorised": gettext_lazy(
+        "The recipient's category has changed since the consent was signed: the consent holds "
+        "only for the category the recipient had then. The person must sign a new consent."
+    ),
     "consent_valid": gettext_lazy("A valid consent covers this, with the approvals it needs."),
     "medical_emergency": gettext_lazy("A medical emergency (42 CFR 2.51)."),
     "emergency_personnel_missing": gettext_lazy(

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -30,6 +31,7 @@ from releases.models import (
 )
 from releases.services.registry import (
     MANAGE,
+    consents_in_force_for,
     recipient_add,
     recipient_deactivate,
     recipient_recategorise,
@@ -108,6 +110,7 @@ def _recipient_page(request, recipient, *, form=None, status_form=None, status=2
         "status_changes": RecipientStatusChange.objects.filter(recipient=recipient)
         .select_related("by")
         .order_by("at", "pk"),
+        "consents_in_force": len(consents_in_force_for(recipient)),
         "form": form or RecategoriseForm(),
         "status_form": status_form or DeactivateForm(),
     }
@@ -137,11 +140,25 @@ def recipient_recategorise_view(request, pk: int):
     form = RecategoriseForm(request.POST)
     if form.is_valid():
         try:
-            recipient_recategorise(recipient=recipient, by=request.user, **form.cleaned_data)
+            change = recipient_recategorise(
+                recipient=recipient, by=request.user, **form.cleaned_data
+            )
         except ReleaseError as error:
             form.add_service_error(error)
         else:
             messages.success(request, _("The category change is recorded."))
+            if change.consents_ended:
+                messages.warning(
+                    request,
+                    ngettext(
+                        "%(n)d consent in force named this recipient as %(old)s: it no longer "
+                        "allows releases to it. The person must sign a new consent.",
+                        "%(n)d consents in force named this recipient as %(old)s: they no "
+                        "longer allow releases to it. The people must sign new consents.",
+                        change.consents_ended,
+                    )
+                    % {"n": change.consents_ended, "old": change.get_from_category_display()},
+                )
             return redirect("releases:recipient", pk=recipient.pk)
     return _recipient_page(request, recipient, form=form, status=400)
 
