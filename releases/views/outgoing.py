@@ -149,33 +149,35 @@ def packet_hand_over(request, pk: int):
 
 
 def _open(request, pk: int, path_name: str):
+    """The packet and its document (HTML or PDF), as the gate allows now; (None, None) and a
+    message when it does not."""
     packet = _packet(request, pk)
     _log(request, person=packet.request.person, obj=packet, what=AccessLog.What.PACKET)
     try:
         return services.packet_open(packet=packet, by=request.user, path=path_name)
     except ReleaseError as error:
         messages.error(request, error.message)
-        return None
+        return None, None
 
 
 @never_cache
 @require_GET
 @staff_required
 def packet_view(request, pk: int):
-    packet = _open(request, pk, "packet_view")
+    packet, document = _open(request, pk, "packet_view")
     if packet is None:
         return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
-    return render(request, "releases/packet.html", {"packet": packet})
+    return render(request, "releases/packet.html", {"packet": packet, "document": document})
 
 
 @never_cache
 @require_GET
 @staff_required
 def packet_pdf(request, pk: int):
-    packet = _open(request, pk, "packet_pdf")
+    packet, document = _open(request, pk, "packet_pdf")
     if packet is None:
         return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
-    response = HttpResponse(services.packet_pdf_bytes(packet), content_type="application/pdf")
+    response = HttpResponse(document, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="release-packet-{packet.pk}.pdf"'
     return response
 
