@@ -365,6 +365,49 @@ class EmergencyRelease(models.Model):
         return f"Emergency release {self.pk}"
 
 
+class EmergencyReview(models.Model):
+    """The privacy officer's review of a medical emergency release (RELEASES.md: "always
+    reviewed afterwards"): who, when, the finding, a note. One per release, never changed or
+    deleted (append-only: triggers on both engines, and the application role may only SELECT
+    and INSERT). Due within settings.EMERGENCY_REVIEW_HOURS of the release (default 72);
+    an overdue review is shown, never blocks anything."""
+
+    class Finding(models.TextChoices):
+        APPROPRIATE = (
+            "appropriate",
+            _("Appropriate: a medical emergency, to medical personnel, only what they needed"),
+        )
+        CONCERNS = "concerns", _("Appropriate, with concerns (say which in the note)")
+        NOT_APPROPRIATE = (
+            "not_appropriate",
+            _("Not appropriate: handled as a privacy incident (say how in the note)"),
+        )
+
+    emergency = models.OneToOneField(
+        EmergencyRelease, on_delete=models.PROTECT, related_name="review"
+    )
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    finding = models.CharField(_("finding"), max_length=20, choices=Finding.choices)
+    note = models.TextField(_("note"), blank=True, max_length=2000)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(finding__in=["appropriate", "concerns", "not_appropriate"]),
+                name="emergency_review_known_finding",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(finding="appropriate") | ~models.Q(note=""),
+                name="emergency_review_concerns_explained",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Review of emergency release {self.emergency_id}: {self.finding}"
+
+
 class IncomingRequest(models.Model):
     """A request from outside (subpoena, letter, call). Logged; never releases anything alone."""
 

@@ -21,6 +21,7 @@ from releases.models import (
     Approval,
     DisclosureLog,
     EmergencyRelease,
+    EmergencyReview,
     Recipient,
     ReleasePacket,
     ReleaseRequest,
@@ -439,3 +440,62 @@ def emergency_release(
     if released is None:
         raise ReleaseError(decision.reason, reason_text(decision.reason))
     return released
+
+
+NOTE_MAX = 2000
+
+
+def may_review_emergency(user, emergency: EmergencyRelease) -> bool:
+    """The privacy officer of the release's site, by role (never a superuser as such), and not
+    the person who released it: a release is never reviewed on its maker's own word."""
+    return can(user, MANAGE, emergency.site) and user.pk != emergency.released_by_id
+
+
+def emergency_review_record(
+    *, emergency: EmergencyRelease, by, finding: str, note: str = ""
+) -> EmergencyReview:
+    """Record the privacy officer's review of a medical emergency release: who, when, the
+    finding and a note (required unless the finding is "appropriate"). One review per release,
+    never changed (append-only); a second one is refused. Late reviews are recorded like any
+    other: the release shows as overdue until then, and nothing waits on it."""
+    now = timezone.now()  # never a caller's time
+    emergency = EmergencyRelease.objects.select_related("site").get(pk=emergency.pk)
+    if not can(by, MANAGE, emergency.site):
+        raise ReleaseError(
+            "not_privacy_officer", _("Only the privacy officer of this site may review it.")
+        )
+    if by.pk == emergency.released_by_id:
+        raise ReleaseError(
+            "own_release",
+            _("You made this release: another privacy officer of the site must review it."),
+        )
+    if finding not in EmergencyReview.Finding.values:
+        raise ReleaseError("unknown_finding", _("Please choose a finding from the list."))
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ReleaseError(
+            "note_too_long",
+            _("The note can be at most %(max)d characters.") % {"max": NOTE_MAX},
+        )
+    if finding != EmergencyReview.Finding.APPROPRIATE and not note:
+        raise ReleaseError(
+            "note_required", _("Please say in the note what the concerns are and what was done.")
+        )
+    if EmergencyReview.objects.filter(emergency=emergency).exists():
+        raise ReleaseError("already_reviewed", _("This release has already been reviewed."))
+    try:
+        # The one-review-per-release constraint decides between two officers posting at once
+        # (the release row cannot be locked: the application may not update it).
+        with transaction.atomic():
+            return EmergencyReview.objects.create(
+                emergency=emergency,
+                site=emergency.site,
+                by=by,
+                at=now,
+                finding=finding,
+                note=note,
+            )
+    except IntegrityError as exc:
+        raise ReleaseError(
+            "already_reviewed", _("This release has already been reviewed.")
+        ) from exc

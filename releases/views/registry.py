@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic.models import Person
 from clinic.sites import site_permission_required
+from releases.accounting import emergencies_awaiting_review, review_hours
 from releases.errors import ReleaseError
 from releases.forms_registry import (
     DeactivateForm,
@@ -59,6 +60,7 @@ def home(request):
             site=request.site, name__icontains=search.cleaned_data["q"].strip()
         ).select_related("merged_into")[:20]
     incoming = IncomingRequest.objects.filter(site=request.site).order_by("-received_at")
+    emergencies = emergencies_awaiting_review(site=request.site)
     context = {
         "search": search,
         "people": people,
@@ -69,6 +71,9 @@ def home(request):
         .select_related("person")
         .order_by("-recorded_at")[:10],
         "recipients": Recipient.objects.filter(site=request.site, is_active=True),
+        "emergencies": emergencies,
+        "emergencies_overdue": any(s.overdue for s in emergencies),
+        "review_hours": review_hours(),
     }
     return render(request, "releases/home.html", context)
 
