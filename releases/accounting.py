@@ -129,9 +129,9 @@ DEFAULT_REVIEW_HOURS = 72
 
 def review_hours() -> int:
     """How long the privacy officer has to review an emergency release:
-    settings.EMERGENCY_REVIEW_HOURS (environment THRESHOLD_EMERGENCY_REVIEW_HOURS where the
-    settings read it), 72 by default: three days, so a release on a Friday night is due by
-    Monday night."""
+    settings.EMERGENCY_REVIEW_HOURS (environment EMERGENCY_REVIEW_HOURS), 72 by default:
+    three days, so a release on a Friday night is due by Monday night. 42 CFR 2.51 and
+    RELEASES.md ask for a review, not a time; the clinic sets one so none is forgotten."""
     try:
         hours = int(getattr(settings, "EMERGENCY_REVIEW_HOURS", DEFAULT_REVIEW_HOURS))
     except (TypeError, ValueError):
