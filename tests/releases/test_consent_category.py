@@ -250,3 +250,20 @@ def test_existing_consents_take_their_recipients_current_category_on_upgrade(con
     # And they are as fixed as any signed consent's.
     with pytest.raises(DatabaseError), transaction.atomic():
         ConsentRecipientCategory.objects.filter(consent_id=consent.pk).update(category="other")
+
+
+def test_the_consent_page_says_it_no_longer_holds_for_a_recategorised_recipient(
+    client, person, provider, privacy_officer
+):
+    consent = make_consent(person=person, recipients=[provider])
+    client.force_login(privacy_officer)
+    url = reverse("releases:consent", args=[consent.pk])
+    assert 'data-testid="recategorised"' not in client.get(url).content.decode()
+    recipient_recategorise(
+        recipient=provider, to_category=Category.COURT, by=privacy_officer, reason="it is a court"
+    )
+    page = client.get(url).content.decode()
+    assert (
+        "Eastside Recovery was a Treatment provider when this consent was signed; its category "
+        "has changed since, so this consent no longer allows releases to it."
+    ) in page
