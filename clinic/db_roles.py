@@ -36,6 +36,7 @@ APPEND_ONLY_TABLES = [
     "queue_arrivalevent",
     "releases_disclosurelog",
     "releases_emergencyrelease",
+    "releases_emergencyreview",
     "visits_addendum",
 ]
 

@@ -222,6 +222,9 @@ AXES_VERBOSE = False
 # --- Second factor (django-otp, TOTP) ----------------------------------------------------------
 OTP_TOTP_ISSUER = os.environ.get("OTP_ISSUER", "Threshold")
 
+# Consent gate: hours within which the privacy officer reviews a medical emergency release.
+EMERGENCY_REVIEW_HOURS = int(os.environ.get("EMERGENCY_REVIEW_HOURS", "72"))
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English"))]

@@ -8,13 +8,14 @@ clinic is not a disclosure (each is still logged and shown among the attempts).
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic.people import with_merged
-from releases.models import Category, DisclosureLog, EmergencyRelease
+from releases.models import Category, DisclosureLog, EmergencyRelease, EmergencyReview
 from releases.packets import scope_labels
 from releases.services.outgoing import reason_text
 
@@ -115,9 +116,68 @@ def person_accounting(*, person, now: datetime | None = None) -> dict:
 
 def emergencies_to_review(*, site):
     """Every medical-emergency release at the site (the stored record of what was sent),
-    newest first, for review."""
+    newest first, with its review if it has one."""
     return (
         EmergencyRelease.objects.filter(site=site)
-        .select_related("person", "recipient", "released_by")
+        .select_related("person", "recipient", "released_by", "review__by")
         .order_by("-released_at", "-pk")
     )
+
+
+DEFAULT_REVIEW_HOURS = 72
+
+
+def review_hours() -> int:
+    """How long the privacy officer has to review an emergency release:
+    settings.EMERGENCY_REVIEW_HOURS (environment EMERGENCY_REVIEW_HOURS), 72 by default:
+    three days, so a release on a Friday night is due by Monday night. 42 CFR 2.51 and
+    RELEASES.md ask for a review, not a time; the clinic sets one so none is forgotten."""
+    try:
+        hours = int(getattr(settings, "EMERGENCY_REVIEW_HOURS", DEFAULT_REVIEW_HOURS))
+    except (TypeError, ValueError):
+        return DEFAULT_REVIEW_HOURS
+    return hours if hours > 0 else DEFAULT_REVIEW_HOURS
+
+
+def review_due(emergency: EmergencyRelease) -> datetime:
+    return emergency.released_at + timedelta(hours=review_hours())
+
+
+def _reviewed(emergency: EmergencyRelease):
+    try:
+        return emergency.review
+    except EmergencyReview.DoesNotExist:
+        return None
+
+
+@dataclass(frozen=True)
+class ReviewStatus:
+    emergency: EmergencyRelease
+    due: datetime
+    review: EmergencyReview | None
+    overdue: bool
+
+    @property
+    def label(self) -> str:
+        if self.review is not None:
+            return str(_("Reviewed"))
+        return str(_("Overdue for review")) if self.overdue else str(_("Awaiting review"))
+
+
+def review_status(emergency: EmergencyRelease, *, now: datetime | None = None) -> ReviewStatus:
+    now = now or timezone.now()
+    review = _reviewed(emergency)
+    due = review_due(emergency)
+    return ReviewStatus(emergency, due, review, review is None and now > due)
+
+
+def emergencies_awaiting_review(*, site, now: datetime | None = None) -> list[ReviewStatus]:
+    """The site's emergency releases not reviewed yet, oldest (most overdue) first. Overdue
+    ones are shown to the privacy officer and the director; they never block anything."""
+    now = now or timezone.now()
+    waiting = (
+        EmergencyRelease.objects.filter(site=site, review__isnull=True)
+        .select_related("person", "recipient", "released_by")
+        .order_by("released_at", "pk")
+    )
+    return [review_status(e, now=now) for e in waiting]

@@ -4,7 +4,7 @@ site's registry only; the services check everything again."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from releases.models import Category, Recipient, Scope
+from releases.models import Category, EmergencyReview, Recipient, Scope
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -100,3 +100,31 @@ class EmergencyReleaseForm(forms.Form):
         field.widget.choices = [("", field.empty_label)] + [
             (r.pk, field.label_from_instance(r)) for r in offered
         ]
+
+
+class EmergencyReviewForm(forms.Form):
+    finding = forms.ChoiceField(
+        label=_("Finding"),
+        choices=EmergencyReview.Finding.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Please choose a finding.")},
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_(
+            "Needed unless the release was appropriate: the concerns, and what was done. "
+            "No more about the person than the review needs."
+        ),
+    )
+
+    ERROR_FIELDS = {
+        "unknown_finding": "finding",
+        "note_required": "note",
+        "note_too_long": "note",
+    }
+
+    def add_service_error(self, error) -> None:
+        self.add_error(self.ERROR_FIELDS.get(error.code), error.message)

@@ -12,12 +12,22 @@ records moved to the kept one. The kept record's consents include those signed u
 merged into it (a signed consent stays with the record it was signed under): the person is
 the same, and each consent is still judged alone, with its own recipient, purpose, scope,
 expiry and revocations, so nothing is released that one consent did not cover.
+A consent holds only for the category its recipient had when it was signed (recorded per
+recipient at signing, ConsentRecipientCategory): a recipient recategorised since, either way,
+is refused under it ("recipient_recategorised") until the person signs a new consent.
 Approvals are re-checked at release time: each approver must still be an active account
 working at the site, and the privacy officer's approval must come from someone who still
 holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
 
-Outbound paths (each calls `release_attempt` at the moment of release; keep this list
-complete when adding one):
+A granted `release_attempt` (or `emergency_attempt`) carries a Permit: the only thing the
+packet builders (releases.packets.build_packet, packet_document, packet_pdf, export_items)
+accept. Only this module can make one; it is bound to the disclosure-log row just written
+(its path, person, recipient, request, packet, scope), checked against that row when spent,
+and spent once (`redeem`). So no packet document, and no export row, can be built except from
+the gate's decision for exactly that release, at that moment.
+
+Outbound paths (each calls `release_attempt` at the moment of release and builds only from
+its permit; keep this list complete when adding one):
   1. Preparing a release packet (releases.services.outgoing.packet_generate, path
      "packet_generate"): the packet holds exactly the granted scope.
   2. Handing a packet over (releases.services.outgoing.packet_hand_over, "packet_hand_over"):
@@ -25,31 +35,35 @@ complete when adding one):
      packet.
   3. Viewing, printing or downloading a packet as HTML or PDF
      (releases.services.outgoing.packet_open, "packet_view" / "packet_pdf"): decided again
-     every time; a void packet is never shown again.
+     every time, the document drawn from that decision's permit; a void packet is never
+     shown again.
   4. A medical emergency release (§2.51, releases.services.outgoing.emergency_release,
-     "emergency_release"): not a consent decision, so it does not call this module; it is its
-     own explicit rule there (medical personnel only — a recipient that is and always was a
-     treatment provider, the receiving person named — the nature of the emergency typed,
-     never criminal-legal) and writes the disclosure log itself, granted or refused, with
-     legal basis "42 CFR 2.51". What was sent is stored (EmergencyRelease: document,
-     manifest, SHA-256) and shown to the privacy officer for review; that review page
-     (releases.views.outgoing.emergency_detail) shows the stored record inside the clinic
-     and writes the access log, it sends nothing anywhere.
+     "emergency_release"): not a consent decision, but decided here too by its own explicit
+     rule (`emergency_attempt`: medical personnel only — a registered recipient that is and
+     always was a treatment provider, the receiving person there named — the nature of the
+     emergency typed, never criminal-legal), which writes the disclosure log, granted or
+     refused, with legal basis "42 CFR 2.51". What was sent is stored (EmergencyRelease:
+     document, manifest, SHA-256) and reviewed afterwards by the site's privacy officer
+     (EmergencyReview); the review page (releases.views.outgoing.emergency_detail) shows the
+     stored record inside the clinic and writes the access log, it sends nothing anywhere.
   5. Replies to requests from outside (subpoena, letter, call): never release anything;
      the neutral reply carries no data about anyone, and the attempt is logged.
   6. The attendance export (manage.py export_attendance, "export_attendance"): one
-     `release_attempt` per person; whoever is refused is absent from the CSV and logged.
-     Any other export of identifiable clinical data must do the same.
+     `release_attempt` per person, rows read only through its permit; whoever is refused is
+     absent from the CSV and logged. Any other export of identifiable clinical data must do
+     the same.
 The Django admin shows consents, recipients and disclosure rows read-only and has no
 release action.
 """
 
 import logging
+import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clinic.models import Person
 from clinic.people import with_merged
@@ -83,9 +97,74 @@ _REASON_ORDER = (
     "not_yet_signed",
     "bundled_consent",
     "consent_other_site",
+    "recipient_recategorised",
     "purpose_not_consented",
     "scope_not_consented",
 )
+
+
+class NotPermitted(PermissionError):
+    """A packet document (or export rows) asked for without the gate's granted decision for
+    exactly that release. A bug, never a person's mistake: nothing is built."""
+
+
+# Only this module holds the issuer; Permit() refuses anything else. Issued permits are also
+# remembered (weakly), so a permit copied, unpickled or made with object.__new__ is unknown.
+_ISSUER = object()
+_issued: "weakref.WeakSet[Permit]" = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class EmergencyFacts:
+    """What a §2.51 release names besides its recipient: who received it there, why."""
+
+    personnel_name: str
+    nature: str
+    released_by: object
+
+
+class Permit:
+    """The gate's "yes" to one release, as the packet builders (releases.packets) take it.
+
+    Issued only here, by `release_attempt` or `emergency_attempt` when they grant, after the
+    disclosure log row is written; bound to that row, the path, the person, the recipient, the
+    request and packet (if any), the consent and the granted scope. It can be spent once
+    (`redeem`), which checks all of that again, against the log row in the database: a
+    decision is never cached, queued or reused for another release."""
+
+    FIELDS = (
+        "log_id",
+        "path",
+        "site",
+        "person",
+        "recipient",
+        "request",
+        "packet",
+        "consent",
+        "scope",
+        "purpose",
+        "emergency",
+    )
+    __slots__ = (*FIELDS, "_spent", "__weakref__")
+
+    def __init__(self, issuer, **fields):
+        if issuer is not _ISSUER:
+            raise NotPermitted("Only the consent gate issues permits.")
+        for name in self.FIELDS:
+            object.__setattr__(self, name, fields.pop(name))
+        if fields:
+            raise TypeError(f"Unknown permit fields: {sorted(fields)}")
+        object.__setattr__(self, "_spent", False)
+        _issued.add(self)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("A permit cannot be changed.")
+
+    def __reduce_ex__(self, protocol):
+        raise NotPermitted("A permit cannot be copied or stored.")
+
+    def __repr__(self) -> str:
+        return f"<Permit log={self.log_id} path={self.path}>"
 
 
 @dataclass(frozen=True)
@@ -94,10 +173,55 @@ class Decision:
     reason: str
     consent: Consent | None = None
     scope: tuple[str, ...] = field(default_factory=tuple)
+    # Only when release_attempt / emergency_attempt granted (never from release_decide).
+    permit: Permit | None = field(default=None, compare=False, repr=False)
 
     @property
     def granted(self) -> bool:
         return self.decision == GRANTED
+
+
+def _pk(obj):
+    return getattr(obj, "pk", None) if obj is not None else None
+
+
+def redeem(permit, *, paths: Iterable[str], packet=None) -> Permit:
+    """Spend a permit for one build. Raises NotPermitted unless `permit` is one this module
+    issued, not spent yet, for one of `paths`, for `packet` when one is given (its request
+    and consent too), and its granted disclosure-log row says exactly the same."""
+    if type(permit) is not Permit or permit not in _issued:
+        raise NotPermitted("Only a permit the consent gate issued can build a packet.")
+    if permit._spent:
+        raise NotPermitted("This permit was already used: ask the gate again.")
+    object.__setattr__(permit, "_spent", True)
+    if permit.path not in set(paths):
+        raise NotPermitted(f"The permit is for {permit.path}, not for this.")
+    if packet is not None and (
+        _pk(permit.packet) is None
+        or permit.packet.pk != packet.pk
+        or packet.request_id != _pk(permit.request)
+        or packet.consent_id != _pk(permit.consent)
+    ):
+        raise NotPermitted("The permit is for another release.")
+    if packet is None and permit.packet is not None:
+        raise NotPermitted("The permit is for another release.")
+    row = (
+        DisclosureLog.objects.filter(pk=permit.log_id)
+        .values("decision", "path", "person_id", "recipient_id", "request_id", "packet_id", "scope")
+        .first()
+    )
+    expected = {
+        "decision": GRANTED,
+        "path": permit.path,
+        "person_id": _pk(permit.person),
+        "recipient_id": _pk(permit.recipient),
+        "request_id": _pk(permit.request),
+        "packet_id": _pk(permit.packet),
+        "scope": sorted(permit.scope),
+    }
+    if row != expected:
+        raise NotPermitted("The permit does not match the disclosure log.")
+    return permit
 
 
 def normalise_purpose(text: str) -> str:
@@ -187,7 +311,9 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         # person's own, and those signed under a record merged into theirs (two records of one
         # person): each is still judged on its own, never combined with another.
         Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
-        .prefetch_related("purposes", "recipients", "revocations", "expiry_events")
+        .prefetch_related(
+            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
+        )
         .order_by("-signed_on", "-pk")
     )
     if not candidates:
@@ -196,6 +322,8 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     for consent in candidates:
         problem = _consent_problem(
             consent,
+            recipient_id=recipient.pk,
+            category=history[-1],
             site_id=person.site_id,
             criminal_legal=criminal_legal,
             purpose=wanted_purpose,
@@ -220,7 +348,7 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
 
 
 def _consent_problem(
-    consent: Consent, *, site_id, criminal_legal, purpose, scope, at
+    consent: Consent, *, recipient_id, category, site_id, criminal_legal, purpose, scope, at
 ) -> str | None:
     tz = consent.site.tz
     today = timezone.localdate(at, tz)
@@ -246,6 +374,12 @@ def _consent_problem(
     # "Who may disclose" is the person's own site (where the records and the recipient are).
     if consent.site_id != site_id:
         return "consent_other_site"
+    # A consent holds only for the category the recipient had when it was signed: a treatment
+    # provider since recategorised as a court is not whom the person agreed to (nor is a court
+    # since relabelled). No recorded category is no consent for it (default deny).
+    signed_as = {row.recipient_id: row.category for row in consent.recipient_categories.all()}
+    if signed_as.get(recipient_id) != category:
+        return "recipient_recategorised"
     if purpose not in {normalise_purpose(p.text) for p in consent.purposes.all()}:
         return "purpose_not_consented"
     consented = set(consent.scope) if isinstance(consent.scope, list) else set()
@@ -329,7 +463,7 @@ def release_attempt(
         # Only the person's own site discloses their records.
         if decision.granted and getattr(site, "pk", None) != person.site_id:
             decision = Decision(REFUSED, "other_site")
-        DisclosureLog.objects.create(
+        row = DisclosureLog.objects.create(
             at=at,
             site=site,
             asked_by=asked_by,
@@ -346,4 +480,127 @@ def release_attempt(
             request=request,
             packet=packet,
         )
-    return decision
+    if not decision.granted:
+        return decision
+    permit = Permit(
+        _ISSUER,
+        log_id=row.pk,
+        path=path,
+        site=site,
+        person=person,
+        recipient=recipient,
+        request=request,
+        packet=packet,
+        consent=decision.consent,
+        scope=tuple(sorted(scope)),
+        purpose=purpose,
+        emergency=None,
+    )
+    return replace(decision, permit=permit)
+
+
+# --- medical emergency (§2.51) ----------------------------------------------------------------
+
+EMERGENCY_BASIS = "42 CFR 2.51"
+EMERGENCY_PATH = "emergency_release"
+# Medical personnel: of the registry's categories, only a treatment provider is one.
+MEDICAL = frozenset({Category.TREATMENT_PROVIDER})
+
+
+def emergency_purpose(nature: str) -> str:
+    return (
+        (_("Medical emergency: %(reason)s") % {"reason": nature})[:300]
+        if nature
+        else _("Medical emergency")
+    )
+
+
+def _emergency_problem(*, person, recipient, personnel_name, nature, scope) -> str:
+    if person is None or getattr(person, "pk", None) is None:
+        return "missing_person"
+    if recipient is None or getattr(recipient, "pk", None) is None:
+        return "missing_recipient"
+    recipient = Recipient.objects.filter(pk=recipient.pk).first()
+    if recipient is None:
+        return "missing_recipient"
+    # Medical personnel only: a registered recipient that is, and always was, a treatment
+    # provider (never one that was ever criminal-legal, or anything else), still in use.
+    if not set(recipient.category_history()) <= MEDICAL or not recipient.is_active:
+        return "emergency_not_medical"
+    if recipient.site_id != person.site_id:
+        return "other_site"
+    if not nature:
+        return "emergency_reason_missing"
+    if not personnel_name:
+        return "emergency_personnel_missing"
+    if not scope or not set(scope) <= set(Scope.values):
+        return "missing_scope" if not scope else "unknown_scope"
+    return ""
+
+
+def emergency_attempt(
+    *, site, asked_by, person, recipient, personnel_name: str, nature: str, scope
+) -> Decision:
+    """A bona fide medical emergency (§2.51) is not a consent decision, but it is decided here
+    too, by its own explicit rule: only to medical personnel (a registered recipient whose
+    category is, and always was, treatment provider, with the person there who receives it
+    named), only with the nature of the emergency typed, never to a criminal-legal recipient.
+    Writes the disclosure log (legal basis "42 CFR 2.51"), granted or refused; a grant
+    carries the permit its document is built from. Every one is reviewed afterwards by the
+    privacy officer (releases.services.outgoing.emergency_review_record)."""
+    at = timezone.now()
+    scope = sorted(set(scope or ()))
+    try:
+        with transaction.atomic():
+            reason = _emergency_problem(
+                person=person,
+                recipient=recipient,
+                personnel_name=personnel_name,
+                nature=nature,
+                scope=scope,
+            )
+    except Exception:
+        logger.exception("Emergency rule failed; refusing")
+        reason = "gate_error"
+    if not reason and getattr(site, "pk", None) != person.site_id:
+        reason = "other_site"
+    decision = (
+        Decision(GRANTED, "medical_emergency", None, tuple(scope))
+        if not reason
+        else Decision(ERROR if reason == "gate_error" else REFUSED, reason)
+    )
+    purpose = emergency_purpose(nature)
+    with transaction.atomic():
+        row = DisclosureLog.objects.create(
+            at=at,
+            site=site,
+            asked_by=asked_by,
+            person=person if getattr(person, "pk", None) else None,
+            recipient=recipient if getattr(recipient, "pk", None) else None,
+            recipient_category=logged_category(recipient),
+            path=EMERGENCY_PATH,
+            purpose=purpose,
+            legal_basis=EMERGENCY_BASIS,
+            scope=scope,
+            decision=decision.decision,
+            reason=decision.reason,
+        )
+    if not decision.granted:
+        return decision
+    permit = Permit(
+        _ISSUER,
+        log_id=row.pk,
+        path=EMERGENCY_PATH,
+        site=site,
+        person=person,
+        recipient=recipient,
+        request=None,
+        packet=None,
+        consent=None,
+        scope=tuple(scope),
+        purpose=purpose,
+        emergency=EmergencyFacts(
+            personnel_name=personnel_name, nature=nature, released_by=asked_by
+        ),
+    )
+    return replace(decision, permit=permit)

@@ -193,6 +193,37 @@ class Consent(models.Model):
         return f"Consent {self.pk} ({self.person_id})"
 
 
+class ConsentRecipientCategory(models.Model):
+    """The category each named recipient had when the consent was signed.
+
+    A consent holds only for that category: a treatment provider later recategorised as a
+    court (or a court relabelled as anything else) is not the recipient the person agreed to,
+    and the gate refuses ("recipient_recategorised"). Written with the consent, before it is
+    sealed; from then on the database refuses any change, as for its recipients (migration
+    0007). Consents signed before this table existed were given their recipient's category
+    at that migration: the best fact available, not what the form said."""
+
+    consent = models.ForeignKey(
+        Consent, on_delete=models.PROTECT, related_name="recipient_categories"
+    )
+    recipient = models.ForeignKey(Recipient, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=20, choices=Category.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consent", "recipient"], name="consent_recipient_category_once"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(category__in=Category.values),
+                name="consent_recipient_known_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent {self.consent_id}: {self.recipient_id} as {self.category}"
+
+
 class ConsentPurpose(models.Model):
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="purposes")
     text = models.CharField(_("purpose"), max_length=300)
@@ -332,6 +363,49 @@ class EmergencyRelease(models.Model):
 
     def __str__(self) -> str:
         return f"Emergency release {self.pk}"
+
+
+class EmergencyReview(models.Model):
+    """The privacy officer's review of a medical emergency release (RELEASES.md: "always
+    reviewed afterwards"): who, when, the finding, a note. One per release, never changed or
+    deleted (append-only: triggers on both engines, and the application role may only SELECT
+    and INSERT). Due within settings.EMERGENCY_REVIEW_HOURS of the release (default 72);
+    an overdue review is shown, never blocks anything."""
+
+    class Finding(models.TextChoices):
+        APPROPRIATE = (
+            "appropriate",
+            _("Appropriate: a medical emergency, to medical personnel, only what they needed"),
+        )
+        CONCERNS = "concerns", _("Appropriate, with concerns (say which in the note)")
+        NOT_APPROPRIATE = (
+            "not_appropriate",
+            _("Not appropriate: handled as a privacy incident (say how in the note)"),
+        )
+
+    emergency = models.OneToOneField(
+        EmergencyRelease, on_delete=models.PROTECT, related_name="review"
+    )
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    finding = models.CharField(_("finding"), max_length=20, choices=Finding.choices)
+    note = models.TextField(_("note"), blank=True, max_length=2000)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(finding__in=["appropriate", "concerns", "not_appropriate"]),
+                name="emergency_review_known_finding",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(finding="appropriate") | ~models.Q(note=""),
+                name="emergency_review_concerns_explained",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Review of emergency release {self.emergency_id}: {self.finding}"
 
 
 class IncomingRequest(models.Model):

@@ -6,8 +6,12 @@ Each item carries its type, id and date and the lines printed for it; the HTML a
 are both drawn from the same items, and the items (without text) are the stored manifest.
 
 Every packet also carries the §2.32 notice against re-disclosure and a plain statement of
-the consent's scope. Nothing here decides whether a release may happen: callers have a
-granted decision from releases.gate.release_attempt before they call these functions.
+the consent's scope. Nothing here decides whether a release may happen, and nothing here can
+be used without the gate's decision: the public builders (`build_packet`, `packet_pdf`,
+`packet_document`, `export_items`) take the `Permit` that releases.gate issues with a granted
+decision, and build only what it says (its person, recipient, request, packet and scope),
+once; anything else raises releases.gate.NotPermitted. The functions with a leading
+underscore are this module's own.
 """
 
 import hashlib
@@ -20,7 +24,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from releases.models import Consent, Scope
+from releases.gate import NotPermitted, Permit, redeem
+from releases.models import Consent, ReleasePacket, ReleaseRequest, Scope
 from visits.models import Addendum, Goal, GoalProgress, MedicationEvent, ToxScreen, Visit
 
 # 42 CFR §2.32(a)(1), "Statement 1", as revised in 2024 (89 FR 12472, compliance from 16 Feb
@@ -106,7 +111,7 @@ def _visits(person, site):
     return Visit.objects.filter(person=person, site=site).order_by("started_at", "pk")
 
 
-def attendance_items(person, site, start, end) -> list[Item]:
+def _attendance(person, site, start, end) -> list[Item]:
     items = []
     for visit in _visits(person, site):
         day = _local(visit.started_at, site.tz)
@@ -226,7 +231,7 @@ def _other(consent: Consent | None) -> list[Item]:
 
 
 _BUILDERS = {
-    Scope.ATTENDANCE: attendance_items,
+    Scope.ATTENDANCE: _attendance,
     Scope.MEDICATIONS: _medications,
     Scope.TOX: _tox,
     Scope.GOALS: _goals,
@@ -273,7 +278,7 @@ def consent_scope_statement(consent: Consent | None) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def packet_content(
+def _packet_content(
     *,
     person,
     site,
@@ -332,7 +337,7 @@ def packet_content(
     )
 
 
-def packet_html(content: PacketContent) -> str:
+def _packet_html(content: PacketContent) -> str:
     return render_to_string("releases/packet_document.html", {"c": content})
 
 
@@ -340,7 +345,7 @@ def packet_sha256(html: str) -> str:
     return hashlib.sha256(html.encode("utf-8")).hexdigest()
 
 
-def content_from_manifest(*, manifest_doc: dict) -> PacketContent:
+def _content_from_manifest(*, manifest_doc: dict) -> PacketContent:
     """Rebuild the content stored with a packet (for the PDF), exactly as generated."""
     sections = tuple(
         Section(
@@ -368,7 +373,7 @@ def content_from_manifest(*, manifest_doc: dict) -> PacketContent:
     )
 
 
-def manifest_document(content: PacketContent) -> dict:
+def _manifest_document(content: PacketContent) -> dict:
     """What is stored as the packet's manifest: the item list (type, id, date) and, so the
     PDF is drawn from the very same items, their printed lines."""
     return {
@@ -410,7 +415,7 @@ FONT_FAMILY = "DejaVuSans"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 
 
-def packet_pdf(content: PacketContent, *, compress: bool = True) -> bytes:
+def _render_pdf(content: PacketContent, *, compress: bool = True) -> bytes:
     """The same items as the HTML, as a PDF (fpdf2), in a bundled Unicode font."""
     from fpdf import FPDF
     from fpdf.enums import XPos, YPos
@@ -451,3 +456,96 @@ def packet_pdf(content: PacketContent, *, compress: bool = True) -> bytes:
             para("\n".join(item.lines))
         pdf.ln(2)
     return bytes(pdf.output())
+
+
+# --- the public builders: each takes the gate's permit -------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltPacket:
+    """A packet document as built: what is stored and handed over."""
+
+    html: str
+    manifest: dict
+    sha256: str
+
+
+def build_packet(permit: Permit, *, now=None) -> BuiltPacket:
+    """Build the packet document a granted decision allows: preparing a packet from a request
+    (path "packet_generate") or a medical emergency release ("emergency_release"). Everything
+    comes from the permit (person, site, recipient, purpose, granted scope, consent, the
+    request's period); the caller passes nothing that could widen it."""
+    permit = redeem(permit, paths=("packet_generate", "emergency_release"))
+    if permit.emergency is not None:
+        facts = permit.emergency
+        to = _("%(name)s, %(recipient)s") % {
+            "name": facts.personnel_name,
+            "recipient": permit.recipient,
+        }
+        by = facts.released_by
+        content = _packet_content(
+            person=permit.person,
+            site=permit.site,
+            recipient=to,
+            purpose=permit.purpose,
+            scope=permit.scope,
+            consent=None,
+            statement=(
+                _("Released without consent in a medical emergency (42 CFR 2.51)."),
+                _("Nature of the emergency: %(reason)s") % {"reason": facts.nature},
+                _("Received by: %(name)s, %(recipient)s")
+                % {"name": facts.personnel_name, "recipient": permit.recipient},
+                _("Released by: %(by)s") % {"by": by.get_full_name() or by.get_username()},
+            ),
+            heading=_("Release in a medical emergency (42 CFR 2.51)"),
+            statement_title=_("On what basis"),
+            now=now,
+        )
+    else:
+        if permit.request is None or permit.consent is None:
+            raise NotPermitted("A packet is prepared from a request under a consent.")
+        # The period as stored, not as a caller's copy of the request may say.
+        request = ReleaseRequest.objects.get(pk=permit.request.pk)
+        content = _packet_content(
+            person=permit.person,
+            site=permit.site,
+            recipient=permit.recipient,
+            purpose=request.purpose,
+            scope=permit.scope,
+            consent=permit.consent,
+            period_start=request.period_start,
+            period_end=request.period_end,
+            now=now,
+        )
+    html = _packet_html(content)
+    return BuiltPacket(html=html, manifest=_manifest_document(content), sha256=packet_sha256(html))
+
+
+def _stored(permit: Permit, packet: ReleasePacket, path: str) -> ReleasePacket:
+    permit = redeem(permit, paths=(path,), packet=packet)
+    stored = ReleasePacket.objects.get(pk=packet.pk)
+    sections = {s["scope"] for s in stored.manifest.get("sections", [])}
+    if not sections <= set(permit.scope) or packet_sha256(stored.html) != stored.sha256:
+        raise NotPermitted("The stored packet is not what the permit allows.")
+    return stored
+
+
+def packet_document(permit: Permit, packet: ReleasePacket) -> str:
+    """The stored HTML of a packet, to show or print (path "packet_view")."""
+    return _stored(permit, packet, "packet_view").html
+
+
+def packet_pdf(permit: Permit, packet: ReleasePacket, *, compress: bool = True) -> bytes:
+    """The PDF of a stored packet (path "packet_pdf"), drawn from the same stored items as its
+    HTML."""
+    stored = _stored(permit, packet, "packet_pdf")
+    return _render_pdf(_content_from_manifest(manifest_doc=stored.manifest), compress=compress)
+
+
+def export_items(permit: Permit, *, start: date | None, end: date | None) -> list[Item]:
+    """The items of one person's granted scope for a bulk export (path "export_attendance";
+    attendance is the only scope an export reads today)."""
+    permit = redeem(permit, paths=("export_attendance",))
+    if set(permit.scope) != {Scope.ATTENDANCE}:
+        raise NotPermitted("An export reads attendance only.")
+    return _attendance(permit.person, permit.site, start, end)

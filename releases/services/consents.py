@@ -30,6 +30,7 @@ from releases.gate import normalise_purpose
 from releases.models import (
     Consent,
     ConsentPurpose,
+    ConsentRecipientCategory,
     ExpiryEventRecord,
     Recipient,
     Revocation,
@@ -492,6 +493,16 @@ def _consent_write(*, person, site, by, recipients, purposes, nonce, fields) -> 
         **fields,
     )
     consent.recipients.set(recipients)
+    # The category each recipient has now, at signing: the consent holds only for it (a
+    # recategorisation that commits a moment later makes the gate refuse, never allow).
+    ConsentRecipientCategory.objects.bulk_create(
+        [
+            ConsentRecipientCategory(
+                consent=consent, recipient=recipient, category=recipient.current_category
+            )
+            for recipient in recipients
+        ]
+    )
     ConsentPurpose.objects.bulk_create(
         [ConsentPurpose(consent=consent, text=text) for text in purposes]
     )

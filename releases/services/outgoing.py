@@ -14,26 +14,20 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinic.sites import can
+from releases import gate
 from releases.errors import ReleaseError
 from releases.gate import Decision, logged_category, release_attempt
 from releases.models import (
     Approval,
-    Category,
     DisclosureLog,
     EmergencyRelease,
+    EmergencyReview,
     Recipient,
     ReleasePacket,
     ReleaseRequest,
     Scope,
 )
-from releases.packets import (
-    content_from_manifest,
-    manifest_document,
-    packet_content,
-    packet_html,
-    packet_pdf,
-    packet_sha256,
-)
+from releases.packets import build_packet, packet_document, packet_pdf, packet_sha256
 
 REQUEST = "releases.request_release"
 MANAGE = "releases.manage_releases"
@@ -88,6 +82,10 @@ REASONS = {
         "The approvals given are for a different person, recipient, purpose or information."
     ),
     "consent_other_site": gettext_lazy("The consent was given to another site."),
+    "recipient_recategorised": gettext_lazy(
+        "The recipient's category has changed since the consent was signed: the consent holds "
+        "only for the category the recipient had then. The person must sign a new consent."
+    ),
     "consent_valid": gettext_lazy("A valid consent covers this, with the approvals it needs."),
     "medical_emergency": gettext_lazy("A medical emergency (42 CFR 2.51)."),
     "emergency_personnel_missing": gettext_lazy(
@@ -251,26 +249,15 @@ def packet_generate(*, request: ReleaseRequest, by) -> ReleasePacket:
     with transaction.atomic():
         decision = _attempt(path="packet_generate", by=by, request=request)
         if decision.granted:
-            content = packet_content(
-                person=request.person,
-                site=request.site,
-                recipient=request.recipient,
-                purpose=request.purpose,
-                scope=decision.scope,
-                consent=decision.consent,
-                period_start=request.period_start,
-                period_end=request.period_end,
-                now=now,
-            )
-            html = packet_html(content)
+            built = build_packet(decision.permit, now=now)
             packet = ReleasePacket.objects.create(
                 request=request,
                 consent=decision.consent,
                 generated_by=by,
                 generated_at=now,
-                manifest=manifest_document(content),
-                html=html,
-                sha256=packet_sha256(html),
+                manifest=built.manifest,
+                html=built.html,
+                sha256=built.sha256,
             )
     if packet is None:
         raise ReleaseError(decision.reason, reason_text(decision.reason))
@@ -306,20 +293,21 @@ def _log_consent_changed(*, packet, by, path, now) -> None:
     )
 
 
-def _packet_check(*, packet: ReleasePacket, by, path: str, now) -> str:
+def _packet_check(*, packet: ReleasePacket, by, path: str, now) -> tuple[str, Decision]:
     """Decide again from current data for this packet; void it (if not yet handed over) and
-    raise when the answer is not granted. Runs inside the caller's transaction, which has the
-    packet locked; the caller commits before re-raising so the log row and the void stay."""
+    return the reason when the answer is not granted ("" and the decision when it is). Runs
+    inside the caller's transaction, which has the packet locked; the caller commits before
+    raising so the log row and the void stay."""
     request = packet.request
     decision = _attempt(path=path, by=by, request=request, packet=packet)
     if not decision.granted:
         _void(packet, decision.reason, now)
-        return decision.reason
+        return decision.reason, decision
     if decision.consent is None or decision.consent.pk != packet.consent_id:
         _log_consent_changed(packet=packet, by=by, path=path, now=now)
         _void(packet, "consent_changed", now)
-        return "consent_changed"
-    return ""
+        return "consent_changed", decision
+    return "", decision
 
 
 def _locked_packet(packet: ReleasePacket) -> ReleasePacket:
@@ -345,7 +333,7 @@ def packet_hand_over(*, packet: ReleasePacket, by) -> ReleasePacket:
             raise ReleaseError("already_handed_over", _("This packet was already handed over."))
         if packet_sha256(packet.html) != packet.sha256:
             raise ReleaseError("packet_altered", _("This packet does not match its hash."))
-        problem = _packet_check(packet=packet, by=by, path="packet_hand_over", now=now)
+        problem, _decision = _packet_check(packet=packet, by=by, path="packet_hand_over", now=now)
         if not problem:
             packet.handed_over_at = now
             packet.handed_over_by = by
@@ -355,35 +343,34 @@ def packet_hand_over(*, packet: ReleasePacket, by) -> ReleasePacket:
     return packet
 
 
-def packet_open(*, packet: ReleasePacket, by, path: str) -> ReleasePacket:
-    """Show, print or download a packet (path "packet_view" or "packet_pdf"). Decided again
-    every time; a void packet is never shown again."""
+def packet_open(*, packet: ReleasePacket, by, path: str) -> tuple[ReleasePacket, str | bytes]:
+    """Show, print or download a packet: path "packet_view" returns the packet and its stored
+    HTML, "packet_pdf" the packet and its PDF. Decided again every time, and the document is
+    drawn from that decision's permit (releases.packets); a void packet is never shown
+    again."""
     if path not in ("packet_view", "packet_pdf"):
         raise ValueError(path)
     now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     _require_release_staff(by, packet.request.site)
-    problem = ""
+    problem, document = "", b""
     with transaction.atomic():
         packet = _locked_packet(packet)
         if packet.voided_at is not None:
             raise ReleaseError("packet_void", _("This packet is void and is not shown again."))
         if packet_sha256(packet.html) != packet.sha256:
             raise ReleaseError("packet_altered", _("This packet does not match its hash."))
-        problem = _packet_check(packet=packet, by=by, path=path, now=now)
+        problem, decision = _packet_check(packet=packet, by=by, path=path, now=now)
+        if not problem:
+            build = packet_document if path == "packet_view" else packet_pdf
+            document = build(decision.permit, packet)
     if problem:
         raise ReleaseError(problem, reason_text(problem))
-    return packet
-
-
-def packet_pdf_bytes(packet: ReleasePacket) -> bytes:
-    """The PDF of a packet, drawn from the same stored items as its HTML. Call only with a
-    packet `packet_open(path="packet_pdf")` just returned."""
-    return packet_pdf(content_from_manifest(manifest_doc=packet.manifest))
+    return packet, document
 
 
 # --- medical emergency (§2.51) ----------------------------------------------------------------
 
-EMERGENCY_BASIS = "42 CFR 2.51"
+EMERGENCY_BASIS = gate.EMERGENCY_BASIS
 
 
 PERSONNEL_MAX = 200
@@ -400,17 +387,16 @@ def emergency_release(
     scope,
     by,
 ) -> EmergencyRelease:
-    """A bona fide medical emergency (§2.51): only to medical personnel (a recipient whose
-    category is, and always was, treatment provider, and the named staff member there who
-    receives it), only with the nature of the emergency typed, never to a criminal-legal
-    recipient. It does not go through consent, so it is its own explicit rule here; it is
-    still written to the disclosure log (granted or refused, legal basis "42 CFR 2.51").
+    """A bona fide medical emergency (§2.51), decided by the gate's own rule for it
+    (releases.gate.emergency_attempt: only to medical personnel — a registered recipient that
+    is, and always was, a treatment provider, and the named staff member there who receives
+    it — only with the nature of the emergency typed, never to a criminal-legal recipient),
+    which writes the disclosure log, granted or refused, with legal basis "42 CFR 2.51".
 
-    A granted one is stored like a packet (EmergencyRelease: the document as sent, its
-    manifest and SHA-256, who released it, when, to whom, the nature of the emergency), in
-    the same transaction as its log row, and listed for the privacy officer to review.
-    Locks nothing: it changes no existing row."""
-    now = timezone.now()
+    A granted one is built from the gate's permit and stored like a packet (EmergencyRelease:
+    the document as sent, its manifest and SHA-256, who released it, when, to whom, the nature
+    of the emergency), in the same transaction as its log row, and awaits the privacy
+    officer's review (emergency_review_record). Locks nothing: it changes no existing row."""
     _require_release_staff(by, site)
     if person is None or person.site_id != site.pk:
         raise ReleaseError("unknown_person", _("That person is not known at this site."))
@@ -422,56 +408,21 @@ def emergency_release(
     chosen = _clean_scope(scope)
     reason = " ".join((reason or "").split())[:NATURE_MAX]
     personnel_name = " ".join((personnel_name or "").split())[:PERSONNEL_MAX]
-    history = recipient.category_history()
-    refusal = ""
-    if set(history) != {Category.TREATMENT_PROVIDER} or not recipient.is_active:
-        refusal = "emergency_not_medical"
-    elif not reason:
-        refusal = "emergency_reason_missing"
-    elif not personnel_name:
-        refusal = "emergency_personnel_missing"
     released = None
     with transaction.atomic():
-        purpose = (
-            (_("Medical emergency: %(reason)s") % {"reason": reason})[:300]
-            if reason
-            else _("Medical emergency")
-        )
-        log = DisclosureLog.objects.create(
-            at=now,
+        decision = gate.emergency_attempt(
             site=site,
             asked_by=by,
             person=person,
             recipient=recipient,
-            recipient_category=logged_category(recipient),
-            path="emergency_release",
-            purpose=purpose,
-            legal_basis=EMERGENCY_BASIS,
+            personnel_name=personnel_name,
+            nature=reason,
             scope=chosen,
-            decision=DisclosureLog.Decision.REFUSED if refusal else DisclosureLog.Decision.GRANTED,
-            reason=refusal or "medical_emergency",
         )
-        if not refusal:
-            content = packet_content(
-                person=person,
-                site=site,
-                recipient=_("%(name)s, %(recipient)s")
-                % {"name": personnel_name, "recipient": recipient},
-                purpose=purpose,
-                scope=chosen,
-                consent=None,
-                statement=(
-                    _("Released without consent in a medical emergency (42 CFR 2.51)."),
-                    _("Nature of the emergency: %(reason)s") % {"reason": reason},
-                    _("Received by: %(name)s, %(recipient)s")
-                    % {"name": personnel_name, "recipient": recipient},
-                    _("Released by: %(by)s") % {"by": by.get_full_name() or by.get_username()},
-                ),
-                heading=_("Release in a medical emergency (42 CFR 2.51)"),
-                statement_title=_("On what basis"),
-                now=now,
-            )
-            html = packet_html(content)
+        if decision.granted:
+            log = DisclosureLog.objects.get(pk=decision.permit.log_id)
+            now = log.at  # one moment: the log row's
+            built = build_packet(decision.permit, now=now)
             released = EmergencyRelease.objects.create(
                 log=log,
                 site=site,
@@ -482,10 +433,69 @@ def emergency_release(
                 scope=chosen,
                 released_by=by,
                 released_at=now,
-                manifest=manifest_document(content),
-                html=html,
-                sha256=packet_sha256(html),
+                manifest=built.manifest,
+                html=built.html,
+                sha256=built.sha256,
             )
     if released is None:
-        raise ReleaseError(refusal, reason_text(refusal))
+        raise ReleaseError(decision.reason, reason_text(decision.reason))
     return released
+
+
+NOTE_MAX = 2000
+
+
+def may_review_emergency(user, emergency: EmergencyRelease) -> bool:
+    """The privacy officer of the release's site, by role (never a superuser as such), and not
+    the person who released it: a release is never reviewed on its maker's own word."""
+    return can(user, MANAGE, emergency.site) and user.pk != emergency.released_by_id
+
+
+def emergency_review_record(
+    *, emergency: EmergencyRelease, by, finding: str, note: str = ""
+) -> EmergencyReview:
+    """Record the privacy officer's review of a medical emergency release: who, when, the
+    finding and a note (required unless the finding is "appropriate"). One review per release,
+    never changed (append-only); a second one is refused. Late reviews are recorded like any
+    other: the release shows as overdue until then, and nothing waits on it."""
+    now = timezone.now()  # never a caller's time
+    emergency = EmergencyRelease.objects.select_related("site").get(pk=emergency.pk)
+    if not can(by, MANAGE, emergency.site):
+        raise ReleaseError(
+            "not_privacy_officer", _("Only the privacy officer of this site may review it.")
+        )
+    if by.pk == emergency.released_by_id:
+        raise ReleaseError(
+            "own_release",
+            _("You made this release: another privacy officer of the site must review it."),
+        )
+    if finding not in EmergencyReview.Finding.values:
+        raise ReleaseError("unknown_finding", _("Please choose a finding from the list."))
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ReleaseError(
+            "note_too_long",
+            _("The note can be at most %(max)d characters.") % {"max": NOTE_MAX},
+        )
+    if finding != EmergencyReview.Finding.APPROPRIATE and not note:
+        raise ReleaseError(
+            "note_required", _("Please say in the note what the concerns are and what was done.")
+        )
+    if EmergencyReview.objects.filter(emergency=emergency).exists():
+        raise ReleaseError("already_reviewed", _("This release has already been reviewed."))
+    try:
+        # The one-review-per-release constraint decides between two officers posting at once
+        # (the release row cannot be locked: the application may not update it).
+        with transaction.atomic():
+            return EmergencyReview.objects.create(
+                emergency=emergency,
+                site=emergency.site,
+                by=by,
+                at=now,
+                finding=finding,
+                note=note,
+            )
+    except IntegrityError as exc:
+        raise ReleaseError(
+            "already_reviewed", _("This release has already been reviewed.")
+        ) from exc

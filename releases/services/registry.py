@@ -18,6 +18,7 @@ from releases.errors import ReleaseError
 from releases.models import (
     CRIMINAL_LEGAL,
     Category,
+    Consent,
     Recipient,
     RecipientCategoryChange,
     RecipientStatusChange,
@@ -133,6 +134,27 @@ def recipient_deactivate(*, recipient: Recipient, by, reason: str) -> RecipientS
     return change
 
 
+def consents_in_force_for(recipient: Recipient, *, category: str | None = None) -> list:
+    """Signed consents naming `recipient` that are in force (not revoked, held or expired) and
+    were signed when it had `category` (default: its current one): the consents a change of
+    its category would stop from allowing releases to it."""
+    from releases.services.consents import consent_status  # it imports this module
+
+    category = category or recipient.current_category
+    consents = (
+        Consent.objects.filter(
+            recipients=recipient,
+            sealed=True,
+            recipient_categories__recipient=recipient,
+            recipient_categories__category=category,
+        )
+        .select_related("site")
+        .prefetch_related("revocations")
+        .distinct()
+    )
+    return [c for c in consents if consent_status(c) == "in_force"]
+
+
 def recipient_recategorise(
     *, recipient: Recipient, to_category: str, by, reason: str
 ) -> RecipientCategoryChange:
@@ -141,6 +163,11 @@ def recipient_recategorise(
     Only the site's privacy officer (never a superuser as such). Locks the recipient row so two
     changes are recorded one after the other, each from the category the other left. The gate
     keeps treating a recipient that was ever criminal-legal as criminal-legal.
+
+    A consent holds only for the category its recipient had when it was signed, so every
+    consent signed under the old category stops allowing releases to this recipient. The
+    returned change carries `consents_ended`: how many such consents were in force (the page
+    warns before and says how many after).
     """
     require_privacy_officer(by, recipient.site)
     reason = (reason or "").strip()
@@ -158,6 +185,7 @@ def recipient_recategorise(
         current = locked.current_category
         if to_category == current:
             raise ReleaseError("same_category", _("The recipient already has this category."))
+        ended = len(consents_in_force_for(locked, category=current))
         change = RecipientCategoryChange.objects.create(
             recipient=locked,
             from_category=current,
@@ -166,7 +194,13 @@ def recipient_recategorise(
             at=timezone.now(),
             reason=reason,
         )
+    change.consents_ended = ended
     logger.warning(
-        "Recipient %s recategorised %s -> %s by %s", recipient.pk, current, to_category, by.pk
+        "Recipient %s recategorised %s -> %s by %s; %d consents in force no longer hold for it",
+        recipient.pk,
+        current,
+        to_category,
+        by.pk,
+        ended,
     )
     return change

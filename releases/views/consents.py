@@ -64,10 +64,19 @@ def _detail(request, consent, *, revoke_form=None, event_form=None, status=200):
     status_now = consent_status(consent)
     # On hold after an oral revocation, what is left to record is the written one.
     initial = {"how": "written"} if status_now == "held" else None
+    # Recipients whose category is no longer the one they had at signing: the consent no
+    # longer allows releases to them (the gate refuses, "recipient_recategorised").
+    signed_as = {row.recipient_id: row for row in consent.recipient_categories.all()}
+    recategorised = [
+        (r, signed_as.get(r.pk))
+        for r in consent.recipients.all()
+        if r.pk not in signed_as or signed_as[r.pk].category != r.current_category
+    ]
     context = {
         "consent": consent,
         "scope_display": _scope_display(consent),
         "status": status_now,
+        "recategorised": recategorised,
         "revoke_form": revoke_form or RevocationForm(initial=initial),
         "event_form": event_form or ExpiryEventForm(),
     }

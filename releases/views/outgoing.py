@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,15 +19,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clinic.access import access_log_record
 from clinic.models import AccessLog, Person
 from clinic.sites import can, site_permission_required
-from releases.accounting import emergencies_to_review, path_label
+from releases.accounting import emergencies_to_review, path_label, review_hours, review_status
 from releases.errors import ReleaseError
-from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
+from releases.forms_outgoing import EmergencyReleaseForm, EmergencyReviewForm, ReleaseRequestForm
 from releases.models import EmergencyRelease, ReleasePacket, ReleaseRequest
 from releases.packets import packet_sha256, scope_labels
 from releases.services import outgoing as services
 
 staff_required = site_permission_required(services.REQUEST, services.MANAGE)
 officer_required = site_permission_required(services.MANAGE)
+REPORTS = "reports.view_reports"  # the director's
 
 
 def _log(request, *, person, obj, what=AccessLog.What.RELEASE) -> None:
@@ -149,33 +151,35 @@ def packet_hand_over(request, pk: int):
 
 
 def _open(request, pk: int, path_name: str):
+    """The packet and its document (HTML or PDF), as the gate allows now; (None, None) and a
+    message when it does not."""
     packet = _packet(request, pk)
     _log(request, person=packet.request.person, obj=packet, what=AccessLog.What.PACKET)
     try:
         return services.packet_open(packet=packet, by=request.user, path=path_name)
     except ReleaseError as error:
         messages.error(request, error.message)
-        return None
+        return None, None
 
 
 @never_cache
 @require_GET
 @staff_required
 def packet_view(request, pk: int):
-    packet = _open(request, pk, "packet_view")
+    packet, document = _open(request, pk, "packet_view")
     if packet is None:
         return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
-    return render(request, "releases/packet.html", {"packet": packet})
+    return render(request, "releases/packet.html", {"packet": packet, "document": document})
 
 
 @never_cache
 @require_GET
 @staff_required
 def packet_pdf(request, pk: int):
-    packet = _open(request, pk, "packet_pdf")
+    packet, document = _open(request, pk, "packet_pdf")
     if packet is None:
         return redirect("releases:outgoing_detail", pk=_packet(request, pk).request_id)
-    response = HttpResponse(services.packet_pdf_bytes(packet), content_type="application/pdf")
+    response = HttpResponse(document, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="release-packet-{packet.pk}.pdf"'
     return response
 
@@ -190,10 +194,12 @@ def outgoing_list(request):
         .prefetch_related("approvals", "packets")
         .order_by("-requested_at", "-pk")[:200]
     )
+    now = timezone.now()
+    emergencies = [review_status(e, now=now) for e in emergencies_to_review(site=request.site)[:50]]
     return render(
         request,
         "releases/outgoing_list.html",
-        {"releases": releases, "emergencies": emergencies_to_review(site=request.site)[:50]},
+        {"releases": releases, "emergencies": emergencies},
     )
 
 
@@ -220,31 +226,89 @@ def outgoing_emergency(request, person_id: int):
     return render(request, "releases/outgoing_emergency.html", {"person": person, "form": form})
 
 
+def _emergency(request, pk: int) -> EmergencyRelease:
+    return get_object_or_404(
+        EmergencyRelease.objects.select_related(
+            "person", "recipient", "released_by", "log", "site", "review__by"
+        ),
+        pk=pk,
+        site=request.site,
+    )
+
+
+def _emergency_page(request, released, *, form=None, status=200):
+    context = {
+        "released": released,
+        "scope_labels": scope_labels(released.scope),
+        "hash_ok": packet_sha256(released.html) == released.sha256,
+        "review": review_status(released),
+        "may_review": services.may_review_emergency(request.user, released),
+        "form": form or EmergencyReviewForm(),
+    }
+    return render(request, "releases/emergency_detail.html", context, status=status)
+
+
 @never_cache
 @require_GET
 @officer_required
 def emergency_detail(request, pk: int):
     """The stored record of a medical emergency release, for the privacy officer's review:
     who, when, to whom, the nature of the emergency and exactly what was sent (the stored
-    document, its manifest and hash). Shown inside the clinic; writes the access log."""
-    released = get_object_or_404(
-        EmergencyRelease.objects.select_related("person", "recipient", "released_by", "log"),
-        pk=pk,
-        site=request.site,
-    )
+    document, its manifest and hash), and the review (or its form, and when it is due).
+    Shown inside the clinic; writes the access log."""
+    released = _emergency(request, pk)
     _log(request, person=released.person, obj=released, what=AccessLog.What.EMERGENCY)
+    return _emergency_page(request, released)
+
+
+@require_POST
+@officer_required
+def emergency_review(request, pk: int):
+    """Record the review (the site's privacy officer, not the one who released it)."""
+    released = _emergency(request, pk)
+    form = EmergencyReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            services.emergency_review_record(
+                emergency=released, by=request.user, **form.cleaned_data
+            )
+        except ReleaseError as error:
+            if error.code in ("own_release", "already_reviewed", "not_privacy_officer"):
+                messages.error(request, error.message)
+                return redirect("releases:emergency_detail", pk=released.pk)
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("The review is recorded."))
+            return redirect("releases:emergency_detail", pk=released.pk)
+    return _emergency_page(request, released, form=form, status=400)
+
+
+@never_cache
+@require_GET
+@site_permission_required(services.MANAGE, REPORTS)
+def emergency_reviews(request):
+    """Emergency releases and their reviews, overdue ones first: the privacy officer's list
+    and the director's oversight. The director sees no names or reasons: the release number,
+    when, where it went, who released it and the review's state."""
+    now = timezone.now()
+    statuses = [review_status(e, now=now) for e in emergencies_to_review(site=request.site)]
+    statuses.sort(key=lambda s: (s.review is not None, not s.overdue, s.emergency.released_at))
     context = {
-        "released": released,
-        "scope_labels": scope_labels(released.scope),
-        "hash_ok": packet_sha256(released.html) == released.sha256,
+        "statuses": statuses[:200],
+        "overdue": sum(1 for s in statuses if s.overdue),
+        "awaiting": sum(1 for s in statuses if s.review is None),
+        "is_officer": can(request.user, services.MANAGE, request.site),
+        "hours": review_hours(),
     }
-    return render(request, "releases/emergency_detail.html", context)
+    return render(request, "releases/emergency_reviews.html", context)
 
 
 urlpatterns = [
     path("people/<int:person_id>/release/new/", outgoing_new, name="outgoing_new"),
     path("people/<int:person_id>/emergency/", outgoing_emergency, name="outgoing_emergency"),
+    path("emergencies/", emergency_reviews, name="emergency_reviews"),
     path("emergencies/<int:pk>/", emergency_detail, name="emergency_detail"),
+    path("emergencies/<int:pk>/review/", emergency_review, name="emergency_review"),
     path("releases/", outgoing_list, name="outgoing_list"),
     path("releases/<int:pk>/", outgoing_detail, name="outgoing_detail"),
     path("releases/<int:pk>/approve/", outgoing_approve, name="outgoing_approve"),

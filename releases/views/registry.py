@@ -9,11 +9,13 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic.models import Person
 from clinic.sites import site_permission_required
+from releases.accounting import emergencies_awaiting_review, review_hours
 from releases.errors import ReleaseError
 from releases.forms_registry import (
     DeactivateForm,
@@ -30,6 +32,7 @@ from releases.models import (
 )
 from releases.services.registry import (
     MANAGE,
+    consents_in_force_for,
     recipient_add,
     recipient_deactivate,
     recipient_recategorise,
@@ -57,6 +60,7 @@ def home(request):
             site=request.site, name__icontains=search.cleaned_data["q"].strip()
         ).select_related("merged_into")[:20]
     incoming = IncomingRequest.objects.filter(site=request.site).order_by("-received_at")
+    emergencies = emergencies_awaiting_review(site=request.site)
     context = {
         "search": search,
         "people": people,
@@ -67,6 +71,9 @@ def home(request):
         .select_related("person")
         .order_by("-recorded_at")[:10],
         "recipients": Recipient.objects.filter(site=request.site, is_active=True),
+        "emergencies": emergencies,
+        "emergencies_overdue": any(s.overdue for s in emergencies),
+        "review_hours": review_hours(),
     }
     return render(request, "releases/home.html", context)
 
@@ -108,6 +115,7 @@ def _recipient_page(request, recipient, *, form=None, status_form=None, status=2
         "status_changes": RecipientStatusChange.objects.filter(recipient=recipient)
         .select_related("by")
         .order_by("at", "pk"),
+        "consents_in_force": len(consents_in_force_for(recipient)),
         "form": form or RecategoriseForm(),
         "status_form": status_form or DeactivateForm(),
     }
@@ -137,11 +145,25 @@ def recipient_recategorise_view(request, pk: int):
     form = RecategoriseForm(request.POST)
     if form.is_valid():
         try:
-            recipient_recategorise(recipient=recipient, by=request.user, **form.cleaned_data)
+            change = recipient_recategorise(
+                recipient=recipient, by=request.user, **form.cleaned_data
+            )
         except ReleaseError as error:
             form.add_service_error(error)
         else:
             messages.success(request, _("The category change is recorded."))
+            if change.consents_ended:
+                messages.warning(
+                    request,
+                    ngettext(
+                        "%(n)d consent in force named this recipient as %(old)s: it no longer "
+                        "allows releases to it. The person must sign a new consent.",
+                        "%(n)d consents in force named this recipient as %(old)s: they no "
+                        "longer allow releases to it. The people must sign new consents.",
+                        change.consents_ended,
+                    )
+                    % {"n": change.consents_ended, "old": change.get_from_category_display()},
+                )
             return redirect("releases:recipient", pk=recipient.pk)
     return _recipient_page(request, recipient, form=form, status=400)
 

@@ -14,6 +14,7 @@ from releases.models import (
     Category,
     Consent,
     ConsentPurpose,
+    ConsentRecipientCategory,
     ExpiryEventRecord,
     Recipient,
     RecipientCategoryChange,
@@ -86,6 +87,11 @@ def make_consent(
         **fields,
     )
     consent.recipients.set(recipients)
+    for recipient in recipients:
+        # As consent_record does: the category each recipient has at signing.
+        ConsentRecipientCategory.objects.create(
+            consent=consent, recipient=recipient, category=recipient.current_category
+        )
     for text in purposes:
         ConsentPurpose.objects.create(consent=consent, text=text)
     if seal:

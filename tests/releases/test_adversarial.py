@@ -303,8 +303,14 @@ def test_case_4_a_forged_recategorisation_leaves_the_court_criminal_legal(
 
     assert (attempt().decision, attempt().reason) == (gate.REFUSED, "approvals_required")
     request = make_request(person=person, recipient=court, by=superuser)
-    assert attempt(request).reason == "awaiting_approvals"
+    # The consent was signed for a court: it does not hold for the relabelled recipient.
+    assert attempt(request).reason == "recipient_recategorised"
     approve_twice(request, site=site)
+    assert attempt(request).reason == "recipient_recategorised"
+    # A consent signed after the relabelling still needs both approvals: once a court,
+    # always criminal-legal.
+    make_consent(person=person, recipients=[court])
+    assert attempt().reason == "approvals_required"
     assert attempt(request).granted  # only with consent and both approvals
     rows = DisclosureLog.objects.all()
     assert {r.recipient_category for r in rows} == {Category.COURT}

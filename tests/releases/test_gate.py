@@ -448,6 +448,10 @@ def test_court_relabelled_as_treatment_provider_is_still_criminal_legal(person, 
     assert court.is_criminal_legal
     assert_refused(decide(person, court), "approvals_required")
     request = make_request(person=person, recipient=court)
+    # The consent given to a court does not hold for what is now labelled otherwise...
+    assert_refused(decide(person, court, request=request), "recipient_recategorised")
+    # ...and one signed after the relabelling still needs both approvals.
+    make_consent(person=person, recipients=[court])
     assert_refused(decide(person, court, request=request), "awaiting_approvals", gate.HELD)
 
 

@@ -330,7 +330,7 @@ def test_dated_consent_expiring_before_hand_over_voids_the_packet(approved, cons
 
 def test_recategorised_recipient_is_decided_again_at_hand_over(person, clinician):
     # A treatment provider consent, packet prepared, then the recipient turns out to be a court:
-    # the gate now needs approvals that were never given.
+    # the consent, given to a treatment provider, no longer holds for it.
     clinic_b = make_recipient(site=person.site, category=Category.TREATMENT_PROVIDER)
     make_consent(person=person, recipients=[clinic_b], purposes=["care"], scope=ATT)
     packet = services.packet_generate(
@@ -339,7 +339,7 @@ def test_recategorised_recipient_is_decided_again_at_hand_over(person, clinician
     recategorise(clinic_b, Category.COURT)
     with pytest.raises(ReleaseError) as info:
         services.packet_hand_over(packet=packet, by=clinician)
-    assert info.value.code == "awaiting_approvals"
+    assert info.value.code == "recipient_recategorised"
     packet.refresh_from_db()
     assert packet.voided_at is not None
 

@@ -49,8 +49,8 @@ def prepared(record, clinician, *, scope, consent_scope=None, purpose="attendanc
 
 
 def everything_sent(packet) -> str:
-    services.packet_open(packet=packet, by=packet.generated_by, path="packet_pdf")
-    pdf = pdf_text(services.packet_pdf_bytes(packet))
+    _packet, data = services.packet_open(packet=packet, by=packet.generated_by, path="packet_pdf")
+    pdf = pdf_text(data)
     return "\n".join([packet.html, json.dumps(packet.manifest), pdf])
 
 
@@ -224,8 +224,8 @@ def test_every_packet_carries_the_whole_notice_in_html_and_pdf(record, clinician
     packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
     for paragraph in ECFR_2_32_A_1:
         assert paragraph in packet.html
-    services.packet_open(packet=packet, by=clinician, path="packet_pdf")
-    pdf = pdf_text(services.packet_pdf_bytes(packet))
+    _packet, data = services.packet_open(packet=packet, by=clinician, path="packet_pdf")
+    pdf = pdf_text(data)
     assert " ".join(" ".join(ECFR_2_32_A_1).split()) in pdf
 
 
@@ -236,8 +236,7 @@ def test_every_packet_carries_the_whole_notice_in_html_and_pdf(record, clinician
 def test_pdf_draws_names_beyond_latin_1_as_written(site, clinician, name):
     record = make_record(site=site, name=name)
     packet = prepared(record, clinician, scope=[Scope.ATTENDANCE])
-    services.packet_open(packet=packet, by=clinician, path="packet_pdf")
-    data = services.packet_pdf_bytes(packet)
+    _packet, data = services.packet_open(packet=packet, by=clinician, path="packet_pdf")
     assert data.startswith(b"%PDF")
     assert b"DejaVuSans" in data  # the bundled Unicode font is embedded
     text = pdf_text(data)

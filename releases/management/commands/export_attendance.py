@@ -25,7 +25,7 @@ from django.utils import timezone
 from clinic.models import Person, Site
 from releases.gate import normalise_purpose, release_attempt
 from releases.models import Recipient, ReleaseRequest, Scope
-from releases.packets import attendance_items
+from releases.packets import export_items
 
 PATH = "export_attendance"
 SCOPE = [Scope.ATTENDANCE.value]
@@ -102,7 +102,8 @@ class Command(BaseCommand):
                     left_out[decision.reason] += 1
                     continue
                 granted += 1
-                for item in attendance_items(person, site, options["start"], options["end"]):
+                items = export_items(decision.permit, start=options["start"], end=options["end"])
+                for item in items:
                     rows.append([person.pk, person.name, item.date])
 
         out = open(options["output"], "w", newline="") if options["output"] else None  # noqa: SIM115
