@@ -100,21 +100,40 @@ def test_the_filter_rewrites_each_servers_access_line():
     assert log_line("django.server", '"GET /q/?name=Jo HTTP/1.1" 404') == '"GET /q/ HTTP/1.1" 404'
 
 
-def test_the_filter_outlives_a_server_configuring_its_loggers_after_django():
+@pytest.fixture
+def logging_as_it_was():
+    """Put every logger and handler back as they were (a test reconfiguring logging must not
+    leave handlers on pytest's captured streams)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    saved = [
+        (lg, lg.handlers[:], lg.filters[:], lg.level, lg.propagate, lg.disabled)
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+    ]
+    handler_filters = [(h, h.filters[:]) for lg, hs, *_ in saved for h in hs]
+    yield
+    for lg, handlers, filters, level, propagate, disabled in saved:
+        lg.handlers[:], lg.filters[:] = handlers, filters
+        lg.level, lg.propagate, lg.disabled = level, propagate, disabled
+    for handler, filters in handler_filters:
+        handler.filters[:] = filters
+
+
+def test_the_filter_outlives_a_server_configuring_its_loggers_after_django(logging_as_it_was):
     """A launcher that imports the application first and then starts uvicorn has uvicorn
     configure its loggers after Django did: their handlers are replaced, the filter stays."""
     import uvicorn.config
 
-    logs.configure(settings.LOGGING)
-    try:
-        logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
-        for name in ("uvicorn.access", "uvicorn.error", "django.request", "django.server"):
-            filters = logging.getLogger(name).filters
-            assert sum(isinstance(f, logs.DropQueryStrings) for f in filters) == 1, name
-        logs.configure(settings.LOGGING)  # configuring again does not stack copies
-        assert len(logging.getLogger("uvicorn.access").filters) == 1
-    finally:
-        logs.configure(settings.LOGGING)
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+
+    for name in ("uvicorn.access", "uvicorn.error", "django.request", "django.server"):
+        filters = logging.getLogger(name).filters
+        assert sum(isinstance(f, logs.DropQueryStrings) for f in filters) == 1, name
+    logs.configure(settings.LOGGING)  # configuring again does not stack copies
+    assert len(logging.getLogger("uvicorn.access").filters) == 1
+    # uvicorn's own handler and format stay (and with them its --no-access-log).
+    assert logging.getLogger("uvicorn.access").handlers
+    assert logging.getLogger("uvicorn.access").propagate is False
 
 
 def test_the_settings_configure_logging_through_the_filter():
