@@ -3,6 +3,7 @@
 import uuid
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class NonceField(forms.UUIDField):
@@ -23,3 +24,27 @@ class NonceField(forms.UUIDField):
             self.fresh = self.fresh or uuid.uuid4()
             value = self.fresh
         return value
+
+
+class NameSearchForm(forms.Form):
+    """A search for people by the name they go by.
+
+    Pages send it by POST, never GET: a name typed into a search must not travel in a URL,
+    where server logs, browser history and Referer headers would keep it. A search changes
+    nothing; the POST only carries the text.
+    """
+
+    # Longer than any name can be (Person.name holds 200 characters).
+    MAX_LENGTH = 200
+
+    q = forms.CharField(
+        label=_("Name"),
+        max_length=MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def query(self) -> str:
+        """The text to look for (the form's one field); empty when there is none or it could
+        not be used."""
+        return next(iter(self.cleaned_data.values()), "") if self.is_valid() else ""

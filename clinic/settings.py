@@ -294,13 +294,24 @@ IDLE_MINUTES = {
 }
 IDLE_SECONDS = env_positive_int("IDLE_SECONDS", None)
 
+# No name, birth date, phone number or free text in a log line (README: "What the logs
+# keep"). Pages never put them in a URL; on top of that clinic.logs drops every query string
+# from the loggers that write URLs (uvicorn's access log, runserver's, Django's request
+# warnings) and from every handler, whichever command started the server.
+LOGGING_CONFIG = "clinic.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_query_strings": {"()": "clinic.logs.DropQueryStrings"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["no_query_strings"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
+        # With DEBUG on, Django logs every SQL statement with its parameters (names typed
+        # into a search among them) at DEBUG: never, whatever LOG_LEVEL says.
+        "django.db.backends": {"level": "INFO"},
         # django-axes logs the name typed at every failed sign-in, which may be a password
         # typed into the wrong field; lockouts are logged by clinic.throttling instead.
         "axes": {"level": "ERROR"},

@@ -3,7 +3,7 @@ import uuid
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from clinic.forms import NonceField
+from clinic.forms import NameSearchForm, NonceField
 from clinic.models import Person, Room, Service
 from queues import services
 
@@ -97,6 +97,13 @@ class CheckInForm(forms.Form):
         if data.get("urgent") and not (data.get("urgent_reason") or "").strip():
             self.add_error("urgent_reason", _("Please give a short reason it is urgent."))
         return data
+
+
+class PeopleSearchForm(NameSearchForm):
+    """Check-in's "people already known": the same name input the check-in itself sends."""
+
+    q = None
+    name = forms.CharField(label=_("Name"), max_length=services.NAME_MAX, required=False)
 
 
 class CallNextForm(forms.Form):

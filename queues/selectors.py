@@ -117,8 +117,20 @@ def people_search(*, site: Site, query: str) -> list[Person]:
     for word in words:
         condition &= Q(name__icontains=word)
     return list(
+        _people_with_visits(site).filter(condition)
+        .order_by(F("last_here").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
+    )  # fmt: skip
+
+
+def person_match(*, site: Site, pk: int) -> Person | None:
+    """One person known at the site, as `people_search` shows them (a link by record id)."""
+    return _people_with_visits(site).filter(pk=pk).first()
+
+
+def _people_with_visits(site: Site):
+    return (
         Person.objects.current()
-        .filter(condition, site=site)
+        .filter(site=site)
         .annotate(
             last_here=Max("arrivals__arrived_at"),
             here_now=Subquery(
@@ -127,7 +139,6 @@ def people_search(*, site: Site, query: str) -> list[Person]:
                 )[:1]
             ),
         )
-        .order_by(F("last_here").desc(nulls_last=True), "name")[:SEARCH_LIMIT]
     )
 
 

@@ -16,9 +16,15 @@ from clinic.sites import can, site_permission_required
 from queues import services
 from queues.consumers import board_permissions
 from queues.errors import QueueError
-from queues.forms import CallNextForm, CheckInForm, HandOffForm, RoomForm
+from queues.forms import CallNextForm, CheckInForm, HandOffForm, PeopleSearchForm, RoomForm
 from queues.models import Arrival, EventKind, State
-from queues.selectors import display_snapshot, last_action, people_search, queue_snapshot
+from queues.selectors import (
+    display_snapshot,
+    last_action,
+    people_search,
+    person_match,
+    queue_snapshot,
+)
 
 SESSION_ROOM_KEY = "threshold_room_id"
 
@@ -44,6 +50,8 @@ def _session_room(request) -> Room | None:
 @site_permission_required("queue.check_in")
 def check_in(request):
     site = request.site
+    if request.method == "POST" and "find" in request.POST:
+        return _check_in_find(request)
     if request.method == "POST":
         form = CheckInForm(request.POST, site=site)
         namesakes = _namesakes(form)
@@ -90,16 +98,54 @@ def check_in(request):
                 return redirect(f"{reverse('queues:check_in')}?arrival={arrival.pk}")
     else:
         form = CheckInForm(site=site)
+    # From the appointments list: the person to check in, by record id (never by name).
+    chosen = _person_from_link(request)
+    if chosen is not None:
+        form = CheckInForm(site=site, initial={"name": chosen.name})
     return render(
         request,
         "queues/check_in.html",
         {
             "form": form,
             "checked_in": _checked_in(request),
-            "matches": people_search(site=site, query=request.GET.get("name", "")),
-            "query": request.GET.get("name", ""),
+            "matches": [chosen] if chosen else [],
+            "query": "",
         },
     )
+
+
+# A search keeps everything typed so far but a choice of person (the name may have changed).
+_FORGOTTEN_BY_SEARCH = {"person", "person_pick", "confirm_new"}
+
+
+def _check_in_find(request):
+    """ "Find people already known" without JavaScript, and Enter in a field: a POST, so the
+    name never travels in a URL. The page again, with everything typed so far (nothing is
+    saved) and the people known by that name."""
+    search = PeopleSearchForm(request.POST)
+    initial = {
+        name: request.POST[name]
+        for name in CheckInForm.base_fields
+        if name in request.POST and name not in _FORGOTTEN_BY_SEARCH
+    }
+    return render(
+        request,
+        "queues/check_in.html",
+        {
+            "form": CheckInForm(site=request.site, initial=initial),
+            "search": search,
+            "matches": people_search(site=request.site, query=search.query()),
+            "query": search.query(),
+        },
+    )
+
+
+def _person_from_link(request):
+    person_id = request.GET.get("person", "")
+    # isdigit() alone accepts "²" and other digits int() refuses; ids fit in 63 bits.
+    if not (person_id.isascii() and person_id.isdigit() and len(person_id) < 19):
+        return None
+    return person_match(site=request.site, pk=int(person_id))
 
 
 def _namesakes(form: CheckInForm) -> list:
@@ -142,15 +188,19 @@ def _checked_in(request):
     return arrival
 
 
-@require_GET
+@require_POST
 @site_permission_required("queue.check_in")
 def person_matches(request):
+    """The known people shown as a name is typed (static/js/check-in.js). A POST, so the name
+    never travels in a URL; it changes nothing."""
+    search = PeopleSearchForm(request.POST)
     return render(
         request,
         "queues/_person_matches.html",
         {
-            "matches": people_search(site=request.site, query=request.GET.get("name", "")),
-            "query": request.GET.get("name", ""),
+            "search": search,
+            "matches": people_search(site=request.site, query=search.query()),
+            "query": search.query(),
         },
     )
 

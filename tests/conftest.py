@@ -232,8 +232,20 @@ def _test_database_url(*, owner: bool = False) -> str:
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
-    """daphne serving clinic.asgi on the test database, as a separate process."""
+def _server_command(server: str, port: int) -> list[str]:
+    if server == "uvicorn":  # as the Dockerfile starts it, access log on (uvicorn's default)
+        return [
+            *("-m", "uvicorn", "clinic.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
+        ]
+    return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "clinic.asgi:application"]
+
+
+def start_asgi_server(
+    tmp_path: Path, *, redis_url: str = "", server: str = "daphne", env: dict | None = None
+) -> AsgiServer:
+    """daphne (or uvicorn) serving clinic.asgi on the test database, as a separate process;
+    everything it writes goes to `log`."""
     port = _free_port()
     env = {
         **os.environ,
@@ -246,21 +258,13 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONWARNINGS": "ignore",
+        **(env or {}),
     }
-    log = tmp_path / f"daphne-{port}.log"
+    log = tmp_path / f"{server}-{port}.log"
     # The child keeps its own copy of the log's descriptor; ours is closed straight away.
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "clinic.asgi:application",
-            ],
+            [sys.executable, *_server_command(server, port)],
             cwd=ROOT,
             env=env,
             stdout=log_file,
@@ -277,7 +281,7 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{server} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     return AsgiServer(url=url, process=process, log=log)
 

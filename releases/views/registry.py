@@ -48,10 +48,11 @@ def recipient_or_404(request, pk: int) -> Recipient:
     return get_object_or_404(Recipient, pk=pk, site=request.site)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @officer_required
 def home(request):
-    search = PersonSearchForm(request.GET or None)
+    # The search is a POST, so a name never travels in a URL; it changes nothing.
+    search = PersonSearchForm(request.POST if request.method == "POST" else None)
     people = []
     if search.is_valid() and search.cleaned_data["q"].strip():
         # Merged records too, pointing at the record they were merged into: a request from

@@ -19,8 +19,11 @@
     var q = nameInput.value.trim();
     if (q === lastQuery) return;
     lastQuery = q;
-    var url = nameInput.getAttribute("data-search-url") + "?name=" + encodeURIComponent(q);
-    fetch(url, {credentials: "same-origin"})
+    // A POST: a name must never travel in a URL (server logs, history). It changes nothing.
+    var body = new FormData();
+    body.append("csrfmiddlewaretoken", form.querySelector('input[name="csrfmiddlewaretoken"]').value);
+    body.append("name", q);
+    fetch(nameInput.getAttribute("data-search-url"), {method: "POST", body: body, credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.text() : ""; })
       .then(function (html) { if (nameInput.value.trim() === q) matches.innerHTML = html; })
       .catch(function () {});
@@ -61,7 +64,8 @@
   });
 
   form.addEventListener("submit", function (event) {
-    if (event.submitter && event.submitter.getAttribute("formmethod") === "get") return;
+    // "Find" (Enter in a field submits with it) shows the page again with the people found.
+    if (event.submitter && event.submitter.name === "find") return;
     // The nonce already makes a second tap harmless; this just shows the tap was taken.
     window.setTimeout(function () { button.disabled = true; }, 0);
   });

@@ -52,7 +52,6 @@ def check_in_data(**overrides) -> dict:
 # 200 for staff of the site; the other site's clinician sees their own (empty) site.
 GET_PAGES = {
     "queues:check_in": {"front_desk": 200, "clinician": 200, "other_site_clinician": 200},
-    "queues:person_matches": {"front_desk": 200, "clinician": 200, "other_site_clinician": 200},
     "queues:board": {"front_desk": 200, "clinician": 200, "other_site_clinician": 200},
     "queues:board_live": {"front_desk": 200, "clinician": 200, "other_site_clinician": 200},
     "queues:close_day": {"front_desk": 200, "clinician": 200, "other_site_clinician": 200},
@@ -67,16 +66,46 @@ def test_queue_pages_answer_each_role_and_never_show_another_sites_people(
     check_in(site=site, by=front_desk, name="Marcus")
     login(persona)
 
-    response = client.get(reverse(url_name), {"name": "marc"})
+    response = client.get(reverse(url_name))
 
     if persona == "anonymous":
         assert_login_redirect(response)
         return
     expected = GET_PAGES[url_name].get(persona, 403)
     assert response.status_code == expected
-    if expected == 200:
+    if expected == 200 and url_name != "queues:check_in":
         shows_marcus = "Marcus" in response.content.decode()
         assert shows_marcus is (persona != "other_site_clinician")
+
+
+# Check-in's two searches for people already known: as the name is typed (the script's), and
+# "Find" (without the script, or Enter in a field). Both are POSTs: a name never goes in a URL.
+SEARCHES = {
+    "queues:person_matches": {"name": "marc"},
+    "queues:check_in": {"find": "1", "name": "marc", "nonce": str(uuid.uuid4())},
+}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("url_name", sorted(SEARCHES))
+def test_check_in_searches_answer_each_role_and_never_show_another_sites_people(
+    client, login, site, front_desk, persona, url_name
+):
+    check_in(site=site, by=front_desk, name="Marcus")
+    login(persona)
+
+    response = client.post(reverse(url_name), SEARCHES[url_name])
+
+    if persona == "anonymous":
+        assert_login_redirect(response)
+        return
+    allowed = persona in ("front_desk", "clinician", "other_site_clinician")
+    assert response.status_code == (200 if allowed else 403)
+    if allowed:
+        shows_marcus = "Marcus" in response.content.decode()
+        assert shows_marcus is (persona != "other_site_clinician")
+    assert Person.objects.count() == 1  # a search adds no one
+    assert Arrival.objects.count() == 1
 
 
 @pytest.mark.parametrize("persona", ["director", "privacy_officer"])
@@ -218,7 +247,6 @@ def test_get_on_post_only_actions_is_405(client, login, site, front_desk, person
 def test_post_on_read_only_endpoints_is_405(client, site, clinician):
     client.force_login(clinician)
     for url in (
-        reverse("queues:person_matches"),
         reverse("queues:board_live"),
         reverse("queues:display", args=[site.display_token]),
         reverse("queues:display_live", args=[site.display_token]),
@@ -310,8 +338,8 @@ def test_check_in_search_shows_a_known_person_with_last_here(client, site, front
     PersonFactory(site=SiteFactory(), name="Marcus Elsewhere")
     client.force_login(front_desk)
 
-    for url_name in ("queues:check_in", "queues:person_matches"):
-        response = client.get(reverse(url_name), {"name": "marc"})
+    for url_name, data in SEARCHES.items():
+        response = client.post(reverse(url_name), data)
         page = response.content.decode()
         assert response.status_code == 200
         assert f'value="{marcus.pk}"' in page
@@ -323,15 +351,16 @@ def test_a_very_long_search_is_harmless(client, site, front_desk):
     PersonFactory(site=site, name="Marcus")
     client.force_login(front_desk)
 
-    response = client.get(reverse("queues:person_matches"), {"name": "Marcus " * 2_000})
+    response = client.post(reverse("queues:person_matches"), {"name": "Marcus " * 2_000})
 
     assert response.status_code == 200
-    assert "Marcus" in response.content.decode()
+    assert "at most 200 characters" in response.content.decode()
+    assert Person.objects.count() == 1
 
 
 def test_check_in_search_says_when_nobody_is_known(client, site, front_desk):
     client.force_login(front_desk)
-    response = client.get(reverse("queues:person_matches"), {"name": "Zed"})
+    response = client.post(reverse("queues:person_matches"), {"name": "Zed"})
     assert "No one known by that name yet" in response.content.decode()
 
 

@@ -493,11 +493,12 @@ def test_nothing_about_missed_appointments_appears_to_the_front_desk(site, front
     pages = {}
     # Finding the person at check-in, with and without JavaScript.
     for person in (subject, control):
-        pages[f"matches {person.name}"] = client.get(
+        pages[f"matches {person.name}"] = client.post(
             reverse("queues:person_matches"), {"name": person.name}
         )
-        pages[f"check-in search {person.name}"] = client.get(
-            reverse("queues:check_in"), {"name": person.name}
+        pages[f"check-in search {person.name}"] = client.post(
+            reverse("queues:check_in"),
+            {"find": "1", "name": person.name, "nonce": str(uuid.uuid4())},
         )
     # The fragment for someone with twelve missed appointments is the same as for a newcomer.
     assert _neutral(pages[f"matches {subject.name}"].content.decode(), subject) == _neutral(
@@ -522,7 +523,9 @@ def test_nothing_about_missed_appointments_appears_to_the_front_desk(site, front
         pages[f"appointments {day}"] = client.get(
             reverse("visits:appointments"), {"day": day.isoformat()}
         )
-    pages["booking search"] = client.get(reverse("visits:appointment_new"), {"q": "Jordan"})
+    pages["booking search"] = client.post(
+        reverse("visits:appointment_new"), {"find": "1", "q": "Jordan"}
+    )
     pages["booking form"] = client.get(reverse("visits:appointment_new"), {"person": subject.pk})
     # The front desk's part of the person page (name, pronouns, what helps, last here).
     pages["person page"] = client.get(reverse("visits:person", args=[subject.pk]))

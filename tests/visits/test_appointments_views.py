@@ -137,8 +137,9 @@ def test_the_front_desk_books_an_appointment(
 ):
     person = PersonFactory(site=site, name="Marisol")
     login("front_desk")
-    search = client.get(reverse("visits:appointment_new"), {"q": "mari"})
+    search = client.post(reverse("visits:appointment_new"), {"find": "1", "q": "mari"})
     assert f"?person={person.pk}" in search.content.decode()
+    assert not Appointment.objects.exists()  # finding books nothing
     form = client.get(reverse("visits:appointment_new"), {"person": person.pk})
     assert form.status_code == 200
     assert "Marisol" in form.content.decode()
@@ -262,9 +263,11 @@ def test_todays_rows_offer_check_in_and_show_who_has_checked_in(
     arrival = check_in(site=site, by=front_desk, person=here)
     login("front_desk")
     page = client.get(reverse("visits:appointments")).content.decode()
-    assert f"{reverse('queues:check_in')}?name=Not%20Yet" in page
+    # By record id: a name never goes in a URL.
+    assert f"{reverse('queues:check_in')}?person={waiting_for.pk}" in page
     assert arrival.ticket in page
-    assert page.count(f"{reverse('queues:check_in')}?name=") == 1  # not for tomorrow's
+    assert page.count(f"{reverse('queues:check_in')}?") == 1  # not for tomorrow's
+    assert "?name=" not in page
 
 
 # --- reschedule and cancel --------------------------------------------------------------------

@@ -394,8 +394,9 @@ def test_anonymous_contact_needs_no_name(client, login, site, clinician):
 def test_direct_visit_for_a_known_person_found_by_search(client, login, site):
     jess = PersonFactory(site=site, name="Jess")
     login("clinician")
-    page = client.get(reverse("visits:visit_new"), {"q": "jes"}).content.decode()
-    assert f'value="{jess.pk}"' in page
+    page = client.post(reverse("visits:visit_new"), {"find": "1", "q": "jes"}).content.decode()
+    assert f'name="person" value="{jess.pk}"' in page
+    assert not Visit.objects.exists()  # finding records nothing
     local = timezone.localtime(timezone.now(), site.tz)
     client.post(
         reverse("visits:visit_new"),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from clinic.forms import NameSearchForm
 from clinic.models import Person
 from clinic.sites import can, site_permission_required
 from queues.selectors import people_search
@@ -112,7 +113,9 @@ def appointment_list(request):
 @site_permission_required("visits.add_appointment")
 def appointment_new(request):
     site = request.site
-    if request.method == "POST":
+    # "Find" is a POST too, so a name never travels in a URL; it books nothing.
+    finding = request.method == "POST" and "find" in request.POST
+    if request.method == "POST" and not finding:
         form = AppointmentForm(request.POST, site=site)
         if form.is_valid():
             data = form.cleaned_data
@@ -138,13 +141,15 @@ def appointment_new(request):
         form = AppointmentForm(
             site=site, initial={"person": person, "day": selectors.site_today(site)}
         )
-    query = request.GET.get("q", "").strip()[:200]
+    search = NameSearchForm(request.POST if finding else None)
+    query = search.query()
     return render(
         request,
         "visits/appointments_form.html",
         {
             "form": form,
             "person": person,
+            "search": search,
             "query": query,
             "matches": people_search(site=site, query=query) if person is None else [],
         },

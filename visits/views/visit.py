@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic.access import access_log_record
+from clinic.forms import NameSearchForm
 from clinic.language import language_check
 from clinic.models import AccessLog, Person
 from clinic.sites import can, site_permission_required
@@ -179,8 +180,10 @@ def addendum_add(request, pk: int):
 @site_permission_required("visits.record_visit")
 def visit_new(request):
     site = request.site
-    form = DirectVisitForm(request.POST or None, site=site)
-    if request.method == "POST" and form.is_valid():
+    # "Find" is a POST too, so a name never travels in a URL; it saves nothing.
+    finding = request.method == "POST" and "find" in request.POST
+    form = DirectVisitForm(None if finding else (request.POST or None), site=site)
+    if request.method == "POST" and not finding and form.is_valid():
         try:
             visit = services.visit_open_direct(site=site, by=request.user, **form.cleaned_data)
         except VisitError as error:
@@ -188,7 +191,8 @@ def visit_new(request):
         else:
             messages.success(request, _("Visit recorded."))
             return redirect("visits:visit", visit.pk)
-    query = request.GET.get("q", "").strip()
+    # The search shown again with the form, so the people found stay to choose from.
+    query = NameSearchForm(request.POST if request.method == "POST" else None).query()
     chosen = request.POST.get("person") or request.GET.get("person") or ""
     picked = (
         Person.objects.current().filter(pk=int(chosen), site=site).first()
