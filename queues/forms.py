@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.forms import NonceField
 from clinic.models import Person, Room, Service
+from clinic.names import PersonNameField
 from queues import services
 
 STALE_PAGE = _("This page was out of date. Please check the details and try again.")
@@ -28,7 +29,7 @@ class CheckInForm(forms.Form):
     person_pick = forms.IntegerField(
         required=False, widget=forms.HiddenInput, error_messages={"invalid": UNKNOWN_PERSON}
     )
-    name = forms.CharField(
+    name = PersonNameField(
         label=_("Name"),
         max_length=services.NAME_MAX,
         required=False,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.models import Person
+from clinic.names import NO_LETTER, has_letter, person_name_clean
 from queues import services as queue_services
 from queues.models import ACTIVE_STATES, Arrival
 from visits.errors import VisitError
@@ -60,7 +61,11 @@ def person_update(
     at once are applied one after the other, never mixed. If the person is on today's board and
     their name or pronouns change, the board is told (through the queue's version bump).
     """
-    name = _text(name, max_length=NAME_MAX, code="name_too_long", label=_("Name"))
+    name = _text(
+        person_name_clean(name), max_length=NAME_MAX, code="name_too_long", label=_("Name")
+    )
+    if name and not has_letter(name):
+        raise VisitError("name_no_letter", str(NO_LETTER))
     if not name:
         raise VisitError("name_required", _("Please enter the name the person goes by."))
     details = {
