@@ -1,7 +1,7 @@
 """Hostile input through every form of the merge pages (the search, the proposal's reason, the
 decline's reason): NUL, zero-width and right-to-left marks, 10,000 characters, and whatever
-else Hypothesis makes. Never a server error (a NUL is refused with a clear page); what is refused is said on the form; what is kept
-is kept exactly as typed."""
+else Hypothesis makes. Never a server error (a NUL is refused with a clear page); what is
+refused is said on the form; what is kept is kept exactly as typed."""
 
 import uuid
 
