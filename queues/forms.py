@@ -3,6 +3,7 @@ import uuid
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from clinic.dates import birth_date_problem, site_today
 from clinic.forms import NonceField
 from clinic.models import Person, Room, Service
 from clinic.names import PersonNameField
@@ -82,6 +83,15 @@ class CheckInForm(forms.Form):
         self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
         if not self.is_bound:
             self.initial.setdefault("nonce", uuid.uuid4())
+
+    def clean_date_of_birth(self):
+        # The service checks it again; here so every problem shows at once, next to the field.
+        born = self.cleaned_data["date_of_birth"]
+        if born is not None:
+            problem = birth_date_problem(born, today=site_today(self.site))
+            if problem is not None:
+                raise forms.ValidationError(problem[1], code=problem[0])
+        return born
 
     def clean(self):
         data = super().clean()
