@@ -23,3 +23,20 @@ class NonceField(forms.UUIDField):
             self.fresh = self.fresh or uuid.uuid4()
             value = self.fresh
         return value
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    """Several rows picked by id. What is not a database id at all (text, other digits than
+    0-9, or a number too big for the column) is refused before any query: SQLite raises on a
+    number too big instead of finding nothing."""
+
+    def _check_values(self, value):
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit()) or int(text[:20]) > 2**63 - 1:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": text[:50]},
+                )
+        return super()._check_values(value)

@@ -10,7 +10,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinic.forms import NonceField
+from clinic.forms import IdsChoiceField, NonceField
 from clinic.names import PersonNameField
 from releases.models import (
     CRIMINAL_LEGAL,
@@ -122,7 +122,7 @@ class HoldForm(ServiceErrorsMixin, forms.Form):
 class ConsentForm(ServiceErrorsMixin, forms.Form):
     # A repeated post of the same page (a double tap) returns the first consent.
     nonce = NonceField(error_messages={"required": STALE_PAGE, "invalid": STALE_PAGE})
-    recipients = forms.ModelMultipleChoiceField(
+    recipients = IdsChoiceField(
         label=_("Who may receive it"),
         queryset=Recipient.objects.none(),
         required=False,
