@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic import signin
 from clinic.accounts import session_track, sessions_end
@@ -38,6 +38,7 @@ def _page(request, *, password_form=None, code_form=None, status=200):
 
 
 @never_cache
+@require_GET
 @login_required
 def account(request):
     return _page(request)

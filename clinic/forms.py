@@ -48,3 +48,20 @@ class NameSearchForm(forms.Form):
         """The text to look for (the form's one field); empty when there is none or it could
         not be used."""
         return next(iter(self.cleaned_data.values()), "") if self.is_valid() else ""
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    """Several rows picked by id. What is not a database id at all (text, other digits than
+    0-9, or a number too big for the column) is refused before any query: SQLite raises on a
+    number too big instead of finding nothing."""
+
+    def _check_values(self, value):
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit()) or int(text[:20]) > 2**63 - 1:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": text[:50]},
+                )
+        return super()._check_values(value)

@@ -2,6 +2,7 @@
 
 import secrets
 import zoneinfo
+from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,6 +52,18 @@ class Site(models.Model):
         editable=False,
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # Empty: clinic.dates.EARLIEST_RECORD. Not a creation date: a site brings in its history
+    # from a previous system (import_visits), so its records start before this row was made.
+    opened_on = models.DateField(
+        _("first day of records"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(date(1900, 1, 1))],
+        help_text=_(
+            "The first day this site saw people, under this system or an earlier one. Visits, "
+            "tox screens and imported history cannot be dated before it. Empty: 1 January 2000."
+        ),
+    )
     require_second_factor = models.BooleanField(
         _("second factor for directors and privacy officers"),
         default=False,

@@ -7,6 +7,7 @@ from django.contrib.auth.forms import SetPasswordForm, UserCreationForm
 from django.utils.translation import gettext_lazy as _
 
 from clinic.models import Discipline, Membership
+from clinic.names import PersonNameField
 from clinic.roles import ROLE_LABELS, ROLE_NAMES
 
 ROLE_CHOICES = [(name, ROLE_LABELS[name]) for name in ROLE_NAMES]
@@ -42,6 +43,7 @@ class StaffCreationForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "first_name", "last_name")
+        field_classes = {"first_name": PersonNameField, "last_name": PersonNameField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,8 +3,10 @@ import uuid
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from clinic.dates import birth_date_problem, site_today
 from clinic.forms import NameSearchForm, NonceField
 from clinic.models import Person, Room, Service
+from clinic.names import PersonNameField
 from queues import services
 
 STALE_PAGE = _("This page was out of date. Please check the details and try again.")
@@ -28,7 +30,7 @@ class CheckInForm(forms.Form):
     person_pick = forms.IntegerField(
         required=False, widget=forms.HiddenInput, error_messages={"invalid": UNKNOWN_PERSON}
     )
-    name = forms.CharField(
+    name = PersonNameField(
         label=_("Name"),
         max_length=services.NAME_MAX,
         required=False,
@@ -81,6 +83,15 @@ class CheckInForm(forms.Form):
         self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
         if not self.is_bound:
             self.initial.setdefault("nonce", uuid.uuid4())
+
+    def clean_date_of_birth(self):
+        # The service checks it again; here so every problem shows at once, next to the field.
+        born = self.cleaned_data["date_of_birth"]
+        if born is not None:
+            problem = birth_date_problem(born, today=site_today(self.site))
+            if problem is not None:
+                raise forms.ValidationError(problem[1], code=problem[0])
+        return born
 
     def clean(self):
         data = super().clean()

@@ -17,7 +17,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.dates import birth_date_problem
 from clinic.models import Person, Room, Service, Site
+from clinic.names import NO_LETTER, has_letter, person_name_clean
 from clinic.sites import staff_who_can
 from queues import realtime
 from queues.errors import QueueError
@@ -86,7 +88,11 @@ def arrival_check_in(
     ticket counter for the day.
     """
     now = now or timezone.now()
-    name = _clean_text(name, max_length=NAME_MAX, code="name_too_long", label=_("Name"))
+    name = _clean_text(
+        person_name_clean(name), max_length=NAME_MAX, code="name_too_long", label=_("Name")
+    )
+    if name and not has_letter(name):
+        raise QueueError("name_no_letter", str(NO_LETTER))
     urgent_reason = _clean_text(
         urgent_reason, max_length=REASON_MAX, code="reason_too_long", label=_("Reason")
     )
@@ -98,6 +104,10 @@ def arrival_check_in(
         ),
         "date_of_birth": date_of_birth,
     }
+    if date_of_birth is not None:
+        problem = birth_date_problem(date_of_birth, today=timezone.localdate(now, site.tz))
+        if problem is not None:
+            raise QueueError(*problem)
     if person is None and not name:
         raise QueueError("name_required", _("Please enter the name the person goes by."))
     if person is not None and person.site_id != site.pk:

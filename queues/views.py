@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -31,10 +31,15 @@ SESSION_ROOM_KEY = "threshold_room_id"
 
 def _back(request, default: str):
     target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    # A path of ours only; redirect() would take anything else for a view's name and fail.
+    if (
+        target
+        and target.startswith("/")
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
-        return redirect(target)
+        return HttpResponseRedirect(target)
     return redirect(default)
 
 
@@ -209,6 +214,7 @@ def person_matches(request):
 
 
 @never_cache
+@require_GET
 @site_permission_required("queue.view_queue")
 def board(request):
     site = request.site

@@ -4,6 +4,7 @@ site's registry only; the services check everything again."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from clinic.names import PersonNameField
 from releases.models import Category, EmergencyReview, Recipient, Scope
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -68,7 +69,7 @@ class EmergencyReleaseForm(forms.Form):
         empty_label=_("Choose a treatment provider"),
         error_messages={"required": _("Please choose a treatment provider from the registry.")},
     )
-    personnel_name = forms.CharField(
+    personnel_name = PersonNameField(
         label=_("Name of the medical staff member who receives it"),
         max_length=200,
         error_messages={"required": _("Please give the name of the person who receives it.")},

@@ -10,7 +10,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinic.forms import NonceField
+from clinic.forms import IdsChoiceField, NonceField
+from clinic.names import PersonNameField
 from releases.models import (
     CRIMINAL_LEGAL,
     Category,
@@ -54,7 +55,7 @@ class RecipientForm(ServiceErrorsMixin, forms.Form):
     office = forms.CharField(
         label=_("Office"), max_length=200, required=False, help_text=_("E.g. Drug court unit.")
     )
-    person_name = forms.CharField(label=_("Named person"), max_length=200, required=False)
+    person_name = PersonNameField(label=_("Named person"), max_length=200, required=False)
     contact = forms.CharField(
         label=_("Contact"),
         max_length=1000,
@@ -121,7 +122,7 @@ class HoldForm(ServiceErrorsMixin, forms.Form):
 class ConsentForm(ServiceErrorsMixin, forms.Form):
     # A repeated post of the same page (a double tap) returns the first consent.
     nonce = NonceField(error_messages={"required": STALE_PAGE, "invalid": STALE_PAGE})
-    recipients = forms.ModelMultipleChoiceField(
+    recipients = IdsChoiceField(
         label=_("Who may receive it"),
         queryset=Recipient.objects.none(),
         required=False,
@@ -169,7 +170,7 @@ class ConsentForm(ServiceErrorsMixin, forms.Form):
         required=False,
         widget=forms.RadioSelect,
     )
-    representative_name = forms.CharField(
+    representative_name = PersonNameField(
         label=_("Representative's name"),
         max_length=200,
         required=False,

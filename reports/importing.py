@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from clinic.dates import site_first_day
 from clinic.models import Discipline, Membership, Person, Service, Site
 from queues.models import Arrival, State
 from reports._bulk import (
@@ -74,7 +76,7 @@ IMPORT_TICKET_PREFIX = "IMP"
 
 ID_MAX = 64  # Person.external_id, Membership.external_id
 BATCH = 2_000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
 class ImportRefused(Exception):
@@ -171,6 +173,7 @@ def _records(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
 def read_rows(stream: TextIO, *, site: Site, today: date | None = None) -> list[Row]:
     """Check every row of the file; raise ImportRefused listing every problem, or return rows."""
     today = today or timezone.localdate(timezone.now(), site.tz)
+    first_day = site_first_day(site)
     known_codes = set(
         Service.objects.filter(site=site).exclude(code="").values_list("code", flat=True)
     )
@@ -200,7 +203,9 @@ def read_rows(stream: TextIO, *, site: Site, today: date | None = None) -> list[
                 )
                 continue
             cells = dict(zip(header, values, strict=False))
-            row, row_problems = _check_row(number, cells, known_codes=known_codes, today=today)
+            row, row_problems = _check_row(
+                number, cells, known_codes=known_codes, today=today, first_day=first_day
+            )
             problems.extend((number, reason) for reason in row_problems)
             if row is not None:
                 rows.append(row)
@@ -230,10 +235,25 @@ def _check_header(header: list[str]) -> None:
         raise ImportRefused("bad_header", [(1, p) for p in problems])
 
 
+def _hidden(char: str) -> bool:
+    """A control or invisible format character; tabs and line breaks are ordinary text."""
+    return char not in "\t\r\n" and unicodedata.category(char) in ("Cc", "Cf", "Cs")
+
+
 def _check_row(
-    number: int, cells: dict[str, str], *, known_codes: set[str], today: date
+    number: int, cells: dict[str, str], *, known_codes: set[str], today: date, first_day: date
 ) -> tuple[Row | None, list[str]]:
     problems: list[str] = []
+    for column, value in cells.items():
+        hidden = next((c for c in value if _hidden(c)), None)
+        if hidden is not None:
+            # PostgreSQL cannot store a NUL; an invisible character would make an id that
+            # looks like another and matches nothing. Neither is ever meant.
+            problems.append(
+                f"{column} contains an invisible or control character (U+{ord(hidden):04X})."
+            )
+    if problems:
+        return None, problems
     participant = cells.get("participant", "")
     staff = cells.get("staff", "")
     outcome = cells.get("outcome", "").lower()
@@ -256,6 +276,11 @@ def _check_row(
         else:
             if day > today:
                 problems.append(f"date {raw_date} is in the future.")
+            elif day < first_day:
+                problems.append(
+                    f"date {raw_date} is before the site's first day of records "
+                    f"({first_day.isoformat()}; a director can set it on the site)."
+                )
 
     if outcome not in OUTCOMES:
         problems.append(
@@ -281,7 +306,13 @@ def _check_row(
     raw_supply = cells.get("days_supply", "")
     days_supply = None
     if raw_supply:
-        if not raw_supply.isdigit() or not 1 <= int(raw_supply) <= 365:
+        # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+        if not (
+            raw_supply.isascii()
+            and raw_supply.isdigit()
+            and len(raw_supply) <= 6
+            and 1 <= int(raw_supply) <= 365
+        ):
             problems.append(f"days_supply {raw_supply!r} should be a whole number from 1 to 365.")
         else:
             days_supply = int(raw_supply)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic.models import Person
+from clinic.names import PersonNameField
 from visits.errors import VisitError
 from visits.selectors.history import history_staff_choices
 from visits.selectors.people import access_log_staff_choices
@@ -20,7 +21,7 @@ UNKNOWN_STAFF = _("Please pick a staff member from the list.")
 class PersonDetailsForm(forms.Form):
     """Only the name is required (PRODUCT.md invariant 7). The service checks everything again."""
 
-    name = forms.CharField(
+    name = PersonNameField(
         label=_("Name"),
         max_length=services.NAME_MAX,
         help_text=_("The name they go by."),
@@ -53,6 +54,7 @@ class PersonDetailsForm(forms.Form):
     # Which field a service error belongs to, so the message shows next to it.
     ERROR_FIELDS = {
         "name_required": "name",
+        "name_no_letter": "name",
         "name_too_long": "name",
         "pronouns_too_long": "pronouns",
         "phone_too_long": "phone",

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.forms import IdsChoiceField
 from clinic.models import Person, Service
 from visits.models import Medication, MedicationEvent, Visit
 from visits.services import visits as visit_services
@@ -13,7 +14,7 @@ DAYS_SUPPLY_MESSAGE = _("Days' supply must be a whole number from 1 to 365.")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-class ServicesField(forms.ModelMultipleChoiceField):
+class ServicesField(IdsChoiceField):
     widget = forms.CheckboxSelectMultiple
 
     def __init__(self, **kwargs):
@@ -29,17 +30,6 @@ class ServicesField(forms.ModelMultipleChoiceField):
             },
         )
         super().__init__(**kwargs)
-
-    def _check_values(self, value):
-        # Not a database id at all (text, or too big for the column): refused before any
-        # query, where SQLite would raise instead of finding nothing.
-        for pk in value:
-            text = str(pk)
-            if not (text.isascii() and text.isdigit()) or int(text) > 2**63 - 1:
-                raise forms.ValidationError(
-                    self.error_messages["invalid_choice"], code="invalid_choice"
-                )
-        return super()._check_values(value)
 
 
 class SiteDateTimeField(forms.DateTimeField):

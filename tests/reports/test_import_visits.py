@@ -319,6 +319,20 @@ ROW_PROBLEMS = [
     ("P1,2024-03-05,completed,S1,,,,,extra", "has 9 values but the header names 8"),
     ("P" + "1" * 65 + ",2024-03-05,completed,S1,,,,", "participant is longer than 64"),
     ("P1,2024-03-05,completed,S" + "1" * 65 + ",,,,", "staff is longer than 64"),
+    # Hostile cells: each used to end in a traceback (or, on SQLite, in a stored NUL).
+    ("P\x001,2024-03-05,completed,S1,,,,", "participant contains an invisible or control"),
+    ("P1,2024-03-05,completed,S1\x00,,,,", "staff contains an invisible or control"),
+    ("P\u200b1,2024-03-05,completed,S1,,,,", "participant contains an invisible or control"),
+    ("P1,2024-03-05,completed,S1,,methadone,\u00b2,", "days_supply '\u00b2' should be a whole"),
+    ("P1,2024-03-05,completed,S1,,methadone,\u0663,", "days_supply '\u0663' should be a whole"),
+    ("P1,2024-03-05,completed,S1,,methadone," + "7" * 5000 + ",", "days_supply '777"),
+    (
+        "P1,\uff12\uff10\uff12\uff14-03-05,completed,S1,,,,",
+        "date '\uff12\uff10\uff12\uff14-03-05' is not a date",
+    ),
+    ("P1,0001-01-01,completed,S1,,,,", "date 0001-01-01 is before the site's first day"),
+    ("P1,1999-12-31,completed,S1,,,,", "date 1999-12-31 is before the site's first day"),
+    ("P1,9999-12-31,completed,S1,,,,", "date 9999-12-31 is in the future"),
 ]
 
 
@@ -335,6 +349,19 @@ def test_a_bad_row_refuses_the_whole_file_with_its_row_number(
     assert "Nothing was imported" in message
     assert f"Row 3: {reason}" in message
     assert "Row 2" not in message
+    assert snapshot() == before
+
+
+def test_a_day_before_the_sites_first_day_of_records_is_refused(site, csv_file):
+    site.opened_on = date(2015, 6, 1)
+    site.save()
+    path = csv_file("P1,2015-05-31,completed,S1,,,,\nP2,2015-06-01,completed,S1,,,,\n")
+    before = snapshot()
+
+    message = refused(path)
+
+    assert "Row 2: date 2015-05-31 is before the site's first day of records (2015-06-01" in message
+    assert "Row 3" not in message
     assert snapshot() == before
 
 

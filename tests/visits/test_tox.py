@@ -138,6 +138,7 @@ def test_a_result_for_a_substance_not_in_the_list_is_refused_and_nothing_is_save
         ({"specimen": None}, "Please choose urine or oral fluid."),
         ({"collected_on": "yesterday"}, "Please give the date as YYYY-MM-DD."),
         ({"collected_on": "2999-01-01"}, "The date cannot be in the future."),
+        ({"collected_on": "0001-01-01"}, "before this site&#x27;s first day of records"),
         (
             {
                 "result_fentanyl": "not_tested",

@@ -7,7 +7,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.dates import birth_date_problem
 from clinic.models import Person
+from clinic.names import NO_LETTER, has_letter, person_name_clean
 from queues import services as queue_services
 from queues.models import ACTIVE_STATES, Arrival
 from visits.errors import VisitError
@@ -16,8 +18,6 @@ NAME_MAX = 200
 PRONOUNS_MAX = 40
 PHONE_MAX = 40
 WHAT_HELPS_MAX = 1000
-# Nobody alive was born before this; an earlier date is a typing slip, not a person.
-EARLIEST_BIRTH = date(1900, 1, 1)
 
 
 def _text(value: str | None, *, max_length: int, code: str, label: str) -> str:
@@ -31,15 +31,10 @@ def _text(value: str | None, *, max_length: int, code: str, label: str) -> str:
 
 
 def check_date_of_birth(born: date, *, today: date) -> None:
-    """`today` is the date at the person's site: a birth later than that is a typing slip."""
-    if born > today:
-        raise VisitError("birth_in_future", _("The date of birth cannot be in the future."))
-    if born < EARLIEST_BIRTH:
-        raise VisitError(
-            "birth_too_early",
-            _("Please check the year of birth: it is before %(year)d.")
-            % {"year": EARLIEST_BIRTH.year},
-        )
+    """`today` is the date at the person's site (clinic.dates has the bounds)."""
+    problem = birth_date_problem(born, today=today)
+    if problem is not None:
+        raise VisitError(*problem)
 
 
 def person_update(
@@ -60,7 +55,11 @@ def person_update(
     at once are applied one after the other, never mixed. If the person is on today's board and
     their name or pronouns change, the board is told (through the queue's version bump).
     """
-    name = _text(name, max_length=NAME_MAX, code="name_too_long", label=_("Name"))
+    name = _text(
+        person_name_clean(name), max_length=NAME_MAX, code="name_too_long", label=_("Name")
+    )
+    if name and not has_letter(name):
+        raise VisitError("name_no_letter", str(NO_LETTER))
     if not name:
         raise VisitError("name_required", _("Please enter the name the person goes by."))
     details = {

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.access import access_log_record
+from clinic.dates import record_day_problem, site_first_day
 from clinic.models import AccessLog
 from visits.errors import VisitError
 from visits.models import Substance, ToxResult, ToxScreen, Visit
@@ -105,6 +106,8 @@ def tox_screen_record(
             )
         if collected_on > timezone.localdate(now, visit.site.tz):
             raise VisitError("future_date", _("The date cannot be in the future."))
+        if collected_on < site_first_day(visit.site):
+            raise VisitError("before_first_day", record_day_problem(collected_on, site=visit.site))
         screen = ToxScreen.objects.create(
             visit=visit,
             specimen=specimen,

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.dates import record_day_problem, site_first_day
 from clinic.models import Discipline, Membership, Person, Service, Site
 from queues.errors import QueueError
 from visits.errors import VisitError
@@ -206,6 +207,11 @@ def visit_open_direct(
         raise VisitError("unknown_person", _("That person is not known at this site."))
     if started_at > now + CLOCK_SLACK:
         raise VisitError("starts_in_future", _("A visit cannot start in the future."))
+    if timezone.localdate(started_at, site.tz) < site_first_day(site):
+        raise VisitError(
+            "before_first_day",
+            record_day_problem(timezone.localdate(started_at, site.tz), site=site),
+        )
     if ended_at is not None:
         if ended_at < started_at:
             raise VisitError("ends_before_start", _("The visit cannot end before it starts."))

@@ -32,6 +32,7 @@ DIRECT_ERROR_FIELDS = {
     "ends_before_start": "ended_at",
     "ends_in_future": "ended_at",
     "starts_in_future": "started_at",
+    "before_first_day": "started_at",
     "unknown_person": "person",
     "unknown_service": "services",
 }
