@@ -7,8 +7,9 @@ has gained or lost a row.
 
 Every URL pattern of the product is in ROUTES or in EXCLUDED (with the reason), and every one
 that accepts a POST declares what it reads from the body: a new route or form cannot be left
-out silently. A search that moves from the query string to the body moves its field names
-from `get=` to `post=`.
+out silently. Searches are POSTs (a name never travels in a URL): a search of its own route
+lists its fields in `post=`; one sent by a "find" button of a form that also saves, in
+`search=`, and is then probed apart from the save and must never write.
 """
 
 import functools
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from clinic.staff_forms import MembershipForm, StaffCreationForm
 from queues.forms import CallNextForm, CheckInForm, HandOffForm, RoomForm
-from releases.forms_outgoing import EmergencyReleaseForm, ReleaseRequestForm
+from releases.forms_outgoing import EmergencyReleaseForm, EmergencyReviewForm, ReleaseRequestForm
 from releases.forms_registry import (
     ConsentForm,
     DeactivateForm,
@@ -119,6 +120,8 @@ class Route:
     args: tuple = ()  # keys of the world (their pk) or literal values, in the URL's order
     get: tuple | None = ()  # query-string names it reads; None: it answers no GET
     post: tuple | None = None  # body names it reads; None: it answers no POST
+    # Body names its POST search reads ("find" pressed; a search saves nothing): None, none.
+    search: tuple | None = None
     valid: dict = field(default_factory=dict)  # plausible values mixed in (keys of the world)
 
 
@@ -143,11 +146,12 @@ ROUTES: dict[str, Route] = {
     "session_activity": Route("clinician", get=None, post=()),
     "queues:check_in": Route(
         "front_desk",
-        get=("name",),
+        get=("person",),
         post=fields(CheckInForm, extra=("next",)),
+        search=fields(CheckInForm),
         valid={"nonce": "nonce", "name": "Sam"},
     ),
-    "queues:person_matches": Route("front_desk", get=("name", "arrival")),
+    "queues:person_matches": Route("front_desk", get=None, post=("name",)),
     "queues:board": Route("clinician"),
     "queues:board_live": Route("clinician"),
     "queues:set_room": Route("clinician", get=None, post=fields(RoomForm, extra=("next",))),
@@ -161,8 +165,9 @@ ROUTES: dict[str, Route] = {
     "queues:display_live": Route("anonymous", args=("token",)),
     "visits:visit_new": Route(
         "clinician",
-        get=("q", "person"),
-        post=fields(DirectVisitForm),
+        get=("person",),
+        post=fields(DirectVisitForm, extra=("q",)),
+        search=("q",),
         valid={"origin": "quick", "started_at": "now_local"},
     ),
     "visits:visit": Route("clinician", args=("visit",)),
@@ -197,7 +202,11 @@ ROUTES: dict[str, Route] = {
     ),
     "visits:appointments": Route("clinician", get=("day",)),
     "visits:appointment_new": Route(
-        "clinician", get=("q", "person"), post=fields(AppointmentForm), valid={"person": "person"}
+        "clinician",
+        get=("person",),
+        post=fields(AppointmentForm),
+        search=("q",),
+        valid={"person": "person"},
     ),
     "visits:appointment_edit": Route(
         "clinician", args=("appointment",), post=fields(AppointmentForm)
@@ -226,7 +235,7 @@ ROUTES: dict[str, Route] = {
     "visits:merge_decline": Route(
         "privacy_officer", args=("merge",), get=None, post=fields(MergeDeclineForm)
     ),
-    "releases:home": Route("privacy_officer", get=("q",)),
+    "releases:home": Route("privacy_officer", post=("q",)),
     "releases:recipients": Route("privacy_officer"),
     "releases:recipient_new": Route(
         "privacy_officer", post=fields(RecipientForm), valid={"category": "treatment_provider"}
@@ -271,7 +280,15 @@ ROUTES: dict[str, Route] = {
         post=fields(EmergencyReleaseForm),
         valid={"recipient": "recipient", "scope": "attendance"},
     ),
-    "releases:emergency_detail": Route("privacy_officer", args=("missing",)),
+    "releases:emergency_detail": Route("privacy_officer", args=("emergency",)),
+    "releases:emergency_review": Route(
+        "privacy_officer",
+        args=("emergency",),
+        get=None,
+        post=fields(EmergencyReviewForm),
+        valid={"finding": "appropriate"},
+    ),
+    "releases:emergency_reviews": Route("director"),
     "releases:outgoing_list": Route("privacy_officer"),
     "releases:outgoing_detail": Route("privacy_officer", args=("release",)),
     "releases:outgoing_approve": Route("privacy_officer", args=("release",), get=None, post=()),
@@ -362,6 +379,15 @@ def world(site, service, room, front_desk, clinician, second_clinician, director
         scope=[Scope.ATTENDANCE],
         by=clinician,
     )
+    emergency = outgoing_services.emergency_release(
+        site=site,
+        person=person,
+        recipient=recipient,
+        personnel_name="Dr. Ana Ruiz",
+        reason="Unresponsive, brought to the ED",
+        scope=[Scope.ATTENDANCE],
+        by=clinician,
+    )
     kept, duplicate = (
         PersonFactory(site=site, name="Samuel"),
         PersonFactory(site=site, name="Sam R"),
@@ -385,6 +411,7 @@ def world(site, service, room, front_desk, clinician, second_clinician, director
         "recipient": recipient,
         "consent": consent,
         "release": release,
+        "emergency": emergency,
         "merge": merge,
         "staff": second_clinician,
         "clinician_role": Membership.objects.get(user=clinician).roles.first(),
@@ -428,12 +455,15 @@ def _table_counts() -> dict[str, int]:
 
 
 def _refused(response, method: str) -> bool:
-    if response.status_code >= 400 or method == "GET":
+    if response.status_code >= 400 or method in ("GET", "SEARCH"):
         return True
     if response.status_code != 200:
         return False  # a redirect after a POST: it was done
     context = response.context or {}
-    shown = [context[key] for key in context.keys()]  # noqa: SIM118 (a ContextList)
+    if hasattr(context, "flatten"):  # one template rendered: a RequestContext
+        shown = list(context.flatten().values())
+    else:  # several: a ContextList
+        shown = [context[key] for key in context.keys()]  # noqa: SIM118
     return any(getattr(form, "errors", None) for form in shown if hasattr(form, "is_bound"))
 
 
@@ -446,6 +476,8 @@ def _send(client, request, name: str, route: Route, world: dict, method: str, va
         if method == "GET":
             response = client.get(f"{url}?{_encode(values)}")
         else:
+            if method == "SEARCH":
+                values = {**values, "find": "1"}
             response = client.post(
                 url, _encode(values), content_type="application/x-www-form-urlencoded"
             )
@@ -459,7 +491,7 @@ def _send(client, request, name: str, route: Route, world: dict, method: str, va
 
 
 def _examples(route: Route, method: str) -> tuple[tuple, st.SearchStrategy]:
-    names = (route.get if method == "GET" else route.post) or ()
+    names = getattr(route, method.lower()) or ()
     if method == "GET":
         names = tuple(dict.fromkeys([*names, *QUERY_NAMES]))
     return names, st.fixed_dictionaries(
@@ -470,7 +502,7 @@ def _examples(route: Route, method: str) -> tuple[tuple, st.SearchStrategy]:
 PROBES = [
     (name, method)
     for name, route in ROUTES.items()
-    for method, names in (("GET", route.get), ("POST", route.post))
+    for method, names in (("GET", route.get), ("POST", route.post), ("SEARCH", route.search))
     if names is not None
 ]
 
@@ -492,7 +524,7 @@ def test_hostile_input_never_breaks_a_page_nor_writes_half(client, request, worl
         _send(client, request, name, route, world, method, values)
 
     # ...then mixtures, plausible values beside hostile ones, where the route reads anything.
-    if not (route.get if method == "GET" else route.post):
+    if not getattr(route, method.lower()):
         return
 
     @settings(
