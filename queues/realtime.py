@@ -136,13 +136,14 @@ class _HintSender:
         loop = asyncio.new_event_loop()
         while True:
             item = self.hints.get()
-            if isinstance(item, threading.Event):
-                item.set()
-            else:
+            marker = isinstance(item, threading.Event)
+            if not marker:
                 self._send(loop, *item)
             if self.dropping and self.hints.empty():
                 self.dropping = False
                 logger.info("Live-update hints are no longer dropped: the backlog has cleared.")
+            if marker:
+                item.set()
 
     def _send(self, loop, groups: list[str], message: dict, what: str) -> None:
         layer = get_channel_layer()

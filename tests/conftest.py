@@ -232,8 +232,12 @@ def _test_database_url(*, owner: bool = False) -> str:
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
-    """daphne serving clinic.asgi on the test database, as a separate process."""
+def start_asgi_server(
+    tmp_path: Path, *, redis_url: str = "", env: dict[str, str] | None = None
+) -> AsgiServer:
+    """The application served as in production (`python -m clinic.serve`: uvicorn with its
+    limits and proxy trust) on the test database, as a separate process. `env` adds to or
+    overrides the server's environment (DEBUG=1 by default)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -246,21 +250,13 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONWARNINGS": "ignore",
+        **(env or {}),
     }
-    log = tmp_path / f"daphne-{port}.log"
+    log = tmp_path / f"server-{port}.log"
     # The child keeps its own copy of the log's descriptor; ours is closed straight away.
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "clinic.asgi:application",
-            ],
+            [sys.executable, "-m", "clinic.serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log_file,
@@ -277,7 +273,7 @@ def start_asgi_server(tmp_path: Path, *, redis_url: str = "") -> AsgiServer:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     return AsgiServer(url=url, process=process, log=log)
 

@@ -1,6 +1,6 @@
 """Live updates across processes, through Redis, and what happens when Redis is not there.
 
-A real daphne server runs in another process on the test database and the test's Redis; a real
+A real server (`python -m clinic.serve`) runs in another process on the test database and the test's Redis; a real
 websocket client connects to it as a signed-in staff member (or as the waiting-room TV). The
 change is made through the services in *this* process, whose channel layer points at the same
 Redis, as a second web worker would.
@@ -30,7 +30,6 @@ from queues.models import Arrival, State
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
 from tests.factories import check_in
 
-ORIGIN = "http://127.0.0.1"
 TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
 QUIET = 1  # how long "nothing arrives" is watched for
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -75,7 +74,7 @@ def open_socket(server, path: str, user=None):
         headers["Cookie"] = f"{cookie['name']}={cookie['value']}"
     return connect(
         server.ws_url + path,
-        origin=ORIGIN,
+        origin=server.url,  # the page's own origin, port included
         additional_headers=headers,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
