@@ -1,9 +1,9 @@
 """Live updates across processes, through Redis, and what happens when Redis is not there.
 
-A real server (`python -m clinic.serve`) runs in another process on the test database and the test's Redis; a real
-websocket client connects to it as a signed-in staff member (or as the waiting-room TV). The
-change is made through the services in *this* process, whose channel layer points at the same
-Redis, as a second web worker would.
+A real server (`python -m clinic.serve`) runs in another process on the test database and the
+test's Redis; a real websocket client connects to it as a signed-in staff member (or as the
+waiting-room TV). The change is made through the services in *this* process, whose channel
+layer points at the same Redis, as a second web worker would.
 """
 
 import contextlib
