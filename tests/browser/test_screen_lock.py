@@ -412,7 +412,9 @@ def test_the_front_desk_locks_by_keyboard_and_hands_the_screen_to_someone_else(
     assert not desk.reloaded()
 
     lock_button.focus()
-    page.keyboard.press("Space")
+    # (Again waiting for the sign-out, which would otherwise race the sign-in page's request.)
+    with page.expect_response(lambda response: response.url.endswith("/session/lock/")):
+        page.keyboard.press("Space")
     expect(lock_dialog(page)).to_be_visible()
     switch = page.get_by_role("link", name=re.compile(r"^Not \S+\? Sign in as someone else$"))
     switch.focus()
