@@ -48,5 +48,6 @@ USER threshold
 
 EXPOSE 8000
 
-# docker-compose.yml runs migrations first; the default is the server alone.
-CMD ["uvicorn", "clinic.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "3", "--proxy-headers", "--lifespan", "off"]
+# docker-compose.yml runs migrations first; the default is the server alone. clinic.serve is
+# uvicorn with the request limits and the proxy trust (FORWARDED_ALLOW_IPS) set from settings.
+CMD ["python", "-m", "clinic.serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "3"]

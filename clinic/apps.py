@@ -13,6 +13,7 @@ class ClinicConfig(AppConfig):
     def ready(self):
         from clinic import (
             history,
+            serve,  # noqa: F401  (registers the deploy check of the proxy trust)
             throttling,  # noqa: F401  (connects the lockout log to django-axes)
         )
         from clinic.db_roles import grant_after_migrate

@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-Websockets are checked for an allowed Origin (against ALLOWED_HOSTS) and carry the Django
+Everything passes clinic/edge.py first: request limits, forwarded headers removed, and a
+websocket's Origin checked exactly (scheme, host and port). Websockets carry the Django
 session; each consumer then checks the user's role and site before joining a group.
 """
 
@@ -13,15 +14,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from clinic.edge import EdgeMiddleware  # noqa: E402
 from queues.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+application = EdgeMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

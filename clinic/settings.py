@@ -210,8 +210,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES"
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "clinic.throttling.lockout_response"
-# The client's address is REMOTE_ADDR, which uvicorn sets from X-Forwarded-For only when the
-# request comes from FORWARDED_ALLOW_IPS (the proxy): no header a client sends is trusted here.
+# The client's address is REMOTE_ADDR, which the server (clinic/serve.py) sets from
+# X-Forwarded-For only when the request comes from FORWARDED_ALLOW_IPS (the proxy): no header a
+# client sends is trusted here, and clinic/edge.py removes them before Django sees the request.
 AXES_CLIENT_IP_CALLABLE = "clinic.throttling.client_ip"
 AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "new_password1", "new_password2"]
 # Sign-ins are not logged by axes (clinic.StaffSession tracks sessions); lockouts are, in the
@@ -254,8 +255,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Security -------------------------------------------------------------------------------
-# Secure by default outside DEBUG. A deployment behind a TLS-terminating proxy sets
-# SECURE_PROXY_SSL_HEADER=1 so Django trusts X-Forwarded-Proto from that proxy.
+# Secure by default outside DEBUG. Behind a TLS-terminating proxy, whether a request came over
+# HTTPS is decided by the server from X-Forwarded-Proto, and only for requests from the proxy
+# (FORWARDED_ALLOW_IPS below); Django reads no forwarded header itself (no
+# SECURE_PROXY_SSL_HEADER), so a client that reaches the server directly cannot claim HTTPS.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 60 * 60)))
 X_FRAME_OPTIONS = "DENY"
@@ -268,10 +271,27 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
-    if env_bool("SECURE_PROXY_SSL_HEADER", False):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # The healthcheck is probed over plain HTTP from inside the deployment network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+
+
+# --- The server: proxy trust and request limits (clinic/serve.py, clinic/edge.py) -------------
+# The addresses whose X-Forwarded-For and X-Forwarded-Proto the server believes: the reverse
+# proxy's, comma-separated (addresses or networks). "*" (anyone) is refused outside DEBUG.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Request bodies. Nobody signed in: a sign-in form or a code, and no files. Signed in: the
+# largest form is a visit note of 20,000 characters, up to 180 KB once a script of 3-byte
+# characters is form-encoded. Files only where a view says so (clinic.edge.upload_limit).
+REQUEST_BODY_MAX_BYTES_ANONYMOUS = 16 * 1024
+REQUEST_BODY_MAX_BYTES = 512 * 1024
+# A body must arrive within this many seconds and never stall this long (an upload gets its
+# own total time, and the same stall limit).
+REQUEST_BODY_SECONDS = 10
+# Django's own limits agree, for any path that reaches it without clinic/edge.py (tests).
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
+# A screen only ever sends {"type": "sync", "version": n}.
+WEBSOCKET_MESSAGE_MAX_BYTES = 1024
 
 
 # --- Screen lock ------------------------------------------------------------------------------

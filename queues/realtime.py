@@ -4,14 +4,25 @@ Services call `queue_changed` as their last step; the hint goes out after commit
 site id and a version, never anything about a person. Screens fetch what changed from the
 database (the source of truth), so a lost hint costs a few seconds, never a person: every
 screen also re-syncs on a timer and on reconnect.
+
+A request never waits for the channel layer. A layer that talks over the network (Redis) can
+hang: a Redis that accepts connections and never answers would hold each check-in until the
+socket timed out, once per group. So hints for such a layer are handed to one background
+sender per process, which gives each hint a few seconds and then drops it; when the sender is
+that far behind, new hints are dropped at once. The in-memory layer (one process, development
+and tests) cannot block and lives on the server's own event loop, so it is sent to inline.
 """
 
+import asyncio
 import hashlib
 import logging
+import os
+import queue
+import threading
 from functools import partial
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -65,8 +76,101 @@ def _send_groups(groups: list[str], message: dict, what: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
+    if isinstance(layer, InMemoryChannelLayer):
         try:
-            async_to_sync(layer.group_send)(group, message)
+            async_to_sync(_deliver)(layer, groups, message)
         except Exception:  # the change is saved; screens catch up on their next sync
-            logger.warning("Could not broadcast %s to %s", what, group, exc_info=True)
+            logger.warning("Could not broadcast %s", what, exc_info=True)
+        return
+    _sender().submit(groups, message, what)
+
+
+async def _deliver(layer, groups: list[str], message: dict) -> None:
+    await asyncio.gather(*(layer.group_send(group, message) for group in groups))
+
+
+# How long one hint may take before it is given up, and how many may wait behind it. A hint
+# older than this is of little use: screens re-sync on their own timer.
+HINT_TIMEOUT_SECONDS = 2.0
+HINT_BACKLOG = 100
+
+
+class _HintSender:
+    """One thread with its own event loop, sending hints in order, each within a deadline.
+
+    Nothing here holds a request: `submit` only puts the hint on a bounded queue. A hint that
+    fails or times out is logged once (it names a site id and a version, nothing about a
+    person); while the queue is full, new hints are dropped and that is logged once until the
+    sender catches up.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.hints: queue.Queue = queue.Queue(maxsize=HINT_BACKLOG)
+        self.dropping = False
+        self.thread = threading.Thread(target=self._run, name="realtime-hints", daemon=True)
+        self.thread.start()
+
+    def submit(self, groups: list[str], message: dict, what: str) -> None:
+        try:
+            self.hints.put_nowait((groups, message, what))
+        except queue.Full:
+            if not self.dropping:
+                self.dropping = True
+                logger.warning(
+                    "Live-update hints are being dropped: the channel layer is not keeping up "
+                    "(%d waiting). Screens catch up on their next sync.",
+                    HINT_BACKLOG,
+                )
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every hint submitted before this call was sent or given up."""
+        done = threading.Event()
+        try:
+            self.hints.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            item = self.hints.get()
+            marker = isinstance(item, threading.Event)
+            if not marker:
+                self._send(loop, *item)
+            if self.dropping and self.hints.empty():
+                self.dropping = False
+                logger.info("Live-update hints are no longer dropped: the backlog has cleared.")
+            if marker:
+                item.set()
+
+    def _send(self, loop, groups: list[str], message: dict, what: str) -> None:
+        layer = get_channel_layer()
+        try:
+            loop.run_until_complete(
+                asyncio.wait_for(_deliver(layer, groups, message), HINT_TIMEOUT_SECONDS)
+            )
+        except Exception:  # the change is saved; screens catch up on their next sync
+            logger.warning("Could not broadcast %s", what, exc_info=True)
+
+
+_sender_instance: _HintSender | None = None
+_sender_lock = threading.Lock()
+
+
+def _sender() -> _HintSender:
+    global _sender_instance
+    with _sender_lock:
+        # A forked worker inherits the object but not its thread: it starts its own.
+        if _sender_instance is None or _sender_instance.pid != os.getpid():
+            _sender_instance = _HintSender()
+        return _sender_instance
+
+
+def hints_wait(timeout: float = 10.0) -> bool:
+    """Wait until the hints handed to the background sender so far were sent or given up
+    (tests and benchmarks; nothing in a request waits for this). False if it took longer."""
+    if _sender_instance is None or _sender_instance.pid != os.getpid():
+        return True
+    return _sender_instance.wait(timeout)

@@ -232,20 +232,12 @@ def _test_database_url(*, owner: bool = False) -> str:
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-def _server_command(server: str, port: int) -> list[str]:
-    if server == "uvicorn":  # as the Dockerfile starts it, access log on (uvicorn's default)
-        return [
-            *("-m", "uvicorn", "clinic.asgi:application"),
-            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
-        ]
-    return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "clinic.asgi:application"]
-
-
 def start_asgi_server(
-    tmp_path: Path, *, redis_url: str = "", server: str = "daphne", env: dict | None = None
+    tmp_path: Path, *, redis_url: str = "", env: dict[str, str] | None = None
 ) -> AsgiServer:
-    """daphne (or uvicorn) serving clinic.asgi on the test database, as a separate process;
-    everything it writes goes to `log`."""
+    """The application served as in production (`python -m clinic.serve`: uvicorn with its
+    limits and proxy trust) on the test database, as a separate process. `env` adds to or
+    overrides the server's environment (DEBUG=1 by default)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -260,11 +252,11 @@ def start_asgi_server(
         "PYTHONWARNINGS": "ignore",
         **(env or {}),
     }
-    log = tmp_path / f"{server}-{port}.log"
+    log = tmp_path / f"server-{port}.log"
     # The child keeps its own copy of the log's descriptor; ours is closed straight away.
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, *_server_command(server, port)],
+            [sys.executable, "-m", "clinic.serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log_file,
@@ -281,7 +273,7 @@ def start_asgi_server(
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"{server} did not start:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     return AsgiServer(url=url, process=process, log=log)
 

@@ -4,6 +4,7 @@ There is no Docker engine in CI, so the compose file is parsed and checked for w
 deployment depends on: the services, healthchecks, ports, environment wiring and workers.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -132,11 +133,41 @@ def test_compose_database_lives_in_a_named_volume():
     assert named[0] in config["volumes"]
 
 
-def test_compose_web_publishes_port_8000_and_reads_env_file():
-    web = compose()["services"]["web"]
-    assert "8000:8000" in [str(p) for p in web["ports"]]
+def test_compose_web_publishes_port_8000_to_this_host_only_and_reads_env_file():
+    config = compose()
+    web = config["services"]["web"]
+    assert [str(p) for p in web["ports"]] == ["127.0.0.1:8000:8000"]
+    for name, service in config["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to everyone"
     env_file = web["env_file"]
     assert ".env" in ([env_file] if isinstance(env_file, str) else env_file)
+
+
+def default_network() -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]:
+    (pool,) = compose()["networks"]["default"]["ipam"]["config"]
+    return ipaddress.ip_network(pool["subnet"]), ipaddress.ip_address(pool["gateway"])
+
+
+def test_compose_web_believes_forwarded_headers_only_from_the_gateway_the_proxy_comes_through():
+    subnet, gateway = default_network()
+    assert gateway in subnet
+    assert subnet.is_private
+
+    trusted = environment_of(compose()["services"]["web"])["FORWARDED_ALLOW_IPS"]
+    assert trusted.split(",") == [str(gateway)]
+
+    # A deployment whose proxy is elsewhere sets it in .env; compose passes that on.
+    moved = compose({**PASSWORDS, "FORWARDED_ALLOW_IPS": "10.1.2.3"})["services"]["web"]
+    assert environment_of(moved)["FORWARDED_ALLOW_IPS"] == "10.1.2.3"
+
+
+def test_env_example_never_believes_everyone_s_forwarded_headers():
+    text = (ROOT / ".env.example").read_text()
+    settings_lines = re.findall(r"^#?\s*(FORWARDED_ALLOW_IPS)=(.*)$", text, flags=re.MULTILINE)
+    assert settings_lines == [("FORWARDED_ALLOW_IPS", "127.0.0.1")]
+    # Django never reads a forwarded header itself (the server decides, for the proxy alone).
+    assert "SECURE_PROXY_SSL_HEADER=" not in text
 
 
 def test_compose_web_runs_as_the_application_role_and_migrates_as_the_owner():
@@ -191,22 +222,26 @@ def test_compose_web_waits_for_healthy_db_and_redis():
     }
 
 
-def uvicorn_args(command: str) -> list[str]:
+def serve_args(command: str) -> list[str]:
+    """The arguments of `python -m clinic.serve` (the launcher: uvicorn with the limits and
+    the proxy trust set from settings) in a shell command."""
     words = shlex.split(command)
-    return words[words.index("uvicorn") + 1 :]
+    start = next(
+        i for i in range(len(words)) if words[i : i + 3] == ["python", "-m", "clinic.serve"]
+    )
+    return words[start + 3 :]
 
 
 @pytest.mark.parametrize(("env", "workers"), [({}, 3), ({"WEB_CONCURRENCY": "5"}, 5)])
 def test_compose_web_migrates_then_serves_asgi_with_several_workers(env, workers):
     command = command_of(compose({**PASSWORDS, **env})["services"]["web"])
-    args = uvicorn_args(command)
+    args = serve_args(command)
 
-    assert command.index("manage.py migrate") < command.index("uvicorn")
-    assert args[0] == "clinic.asgi:application"
+    assert command.index("manage.py migrate") < command.index("clinic.serve")
+    assert "uvicorn" not in command  # never around the launcher's limits
     assert int(args[args.index("--workers") + 1]) == workers > 1
     assert args[args.index("--host") + 1] == "0.0.0.0"  # noqa: S104
     assert args[args.index("--port") + 1] == "8000"
-    assert "--proxy-headers" in args
 
 
 def test_compose_web_does_not_run_with_debug_or_demo_data():
@@ -283,7 +318,7 @@ def test_dockerfile_runs_as_an_unprivileged_user_and_exposes_8000():
     assert users[-1] not in ("root", "0")
     assert ("EXPOSE", "8000") in instructions
     cmd = json.loads(next(args for kind, args in instructions if kind == "CMD"))
-    assert cmd[0] == "uvicorn"
+    assert cmd[:3] == ["python", "-m", "clinic.serve"]
     assert int(cmd[cmd.index("--workers") + 1]) > 1
 
 
@@ -363,6 +398,35 @@ def test_check_deploy_reports_nothing_with_production_settings():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert result.stderr == ""
+
+
+def env_example_values() -> dict[str, str]:
+    """The settings .env.example sets (the lines that are not commented out)."""
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
+
+
+def test_check_deploy_reports_nothing_with_the_env_example_configuration():
+    # What a deployer starts from, on the single-small-clinic SQLite (no database server here).
+    env = {
+        **production_env(),
+        **env_example_values(),
+        "SQLITE_IN_PRODUCTION": "single-small-clinic",
+    }
+    result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)" in result.stdout
+
+
+def test_check_deploy_refuses_believing_everyone_s_forwarded_headers():
+    result = run_python(
+        ["manage.py", "check", "--deploy"], production_env(FORWARDED_ALLOW_IPS="127.0.0.1,*")
+    )
+
+    assert result.returncode != 0
+    assert "threshold.E001" in result.stderr
+    assert "FORWARDED_ALLOW_IPS=*" in result.stderr
 
 
 def test_check_deploy_would_catch_debug_left_on():

@@ -68,6 +68,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # A scanned signed form.
 SCAN_MAX_BYTES = 10 * 1024 * 1024
+# The whole request that carries a scan (clinic.edge): room for a scan somewhat over the limit,
+# so that it gets the form's own message rather than a bare refusal, and two minutes for it to
+# arrive over a slow connection.
+SCAN_REQUEST_MAX_BYTES = 2 * SCAN_MAX_BYTES + 1024 * 1024
+SCAN_REQUEST_SECONDS = 120
 SCAN_KINDS = {  # extension: magic bytes at the start of the file
     ".pdf": (b"%PDF-",),
     ".png": (PNG_MAGIC,),

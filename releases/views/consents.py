@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic.access import access_log_record, access_log_record_many
+from clinic.edge import upload_limit
 from clinic.models import AccessLog, Person
 from clinic.people import with_merged
 from clinic.sites import can, site_permission_required
@@ -22,6 +23,8 @@ from releases.errors import ReleaseError
 from releases.forms_registry import ConsentForm, ExpiryEventForm, HoldForm, RevocationForm
 from releases.models import Consent, Scope
 from releases.services.consents import (
+    SCAN_REQUEST_MAX_BYTES,
+    SCAN_REQUEST_SECONDS,
     STAFF_PERM,
     consent_expiry_event_record,
     consent_hold_place,
@@ -102,6 +105,7 @@ def person_consents(request, pk: int):
     return render(request, "releases/person_consents.html", {"person": person, "rows": rows})
 
 
+@upload_limit(max_bytes=SCAN_REQUEST_MAX_BYTES, seconds=SCAN_REQUEST_SECONDS)
 @require_http_methods(["GET", "POST"])
 @officer_required
 def consent_new(request, pk: int):

@@ -148,7 +148,9 @@
     var error = form.querySelector(".lock-error");
     var sent = Date.now();
     button.disabled = true;
-    post(attr("unlock-url"), new FormData(form))
+    // Form-encoded, not multipart: the server takes no multipart body from anyone not signed
+    // in (clinic/edge.py), and a locked screen's session has ended.
+    post(attr("unlock-url"), new URLSearchParams(new FormData(form)))
       .then(function (r) {
         return r.json().then(
           function (data) { return {status: r.status, data: data || {}}; },

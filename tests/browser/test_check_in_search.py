@@ -46,7 +46,7 @@ def desk_cookie(front_desk):
 
 @pytest.fixture
 def uvicorn_server(transactional_db, tmp_path):
-    server = start_asgi_server(tmp_path, server="uvicorn", env={"LOG_LEVEL": "DEBUG"})
+    server = start_asgi_server(tmp_path, env={"LOG_LEVEL": "DEBUG"})
     yield server
     stop_asgi_server(server)
 

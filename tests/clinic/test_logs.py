@@ -190,7 +190,7 @@ def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
 @pytest.fixture
 def uvicorn_server(transactional_db, tmp_path):
     # Every logger at DEBUG: whatever any of them writes is read.
-    server = start_asgi_server(tmp_path, server="uvicorn", env={"LOG_LEVEL": "DEBUG"})
+    server = start_asgi_server(tmp_path, env={"LOG_LEVEL": "DEBUG"})
     yield server
     stop_asgi_server(server)
 

@@ -30,7 +30,11 @@ def signed_in_client(user) -> Client:
 
 def socket_headers(client) -> list[tuple[bytes, bytes]]:
     cookie = client.cookies["sessionid"].value
-    return [(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())]
+    return [
+        (b"origin", b"http://127.0.0.1"),
+        (b"host", b"127.0.0.1"),
+        (b"cookie", f"sessionid={cookie}".encode()),
+    ]
 
 
 @pytest.mark.django_db

@@ -36,6 +36,9 @@ from tests.factories import check_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = b"http://127.0.0.1"
+HOST = b"127.0.0.1"
+# What a page served from http://127.0.0.1 sends when it opens a socket (no one signed in).
+PAGE = [(b"origin", ORIGIN), (b"host", HOST)]
 TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
 QUIET = 0.5  # how long "nothing arrives" is watched for
 # Leaving takes milliseconds. On Python 3.11, redis-py's connection setup can swallow the
@@ -78,7 +81,11 @@ def layer(request, settings):
 
 def staff_headers(user, *, origin=ORIGIN) -> list[tuple[bytes, bytes]]:
     cookie = session_cookie_for(user)
-    return [(b"origin", origin), (b"cookie", f"{cookie['name']}={cookie['value']}".encode())]
+    return [
+        (b"origin", origin),
+        (b"host", HOST),
+        (b"cookie", f"{cookie['name']}={cookie['value']}".encode()),
+    ]
 
 
 def session_key(headers) -> str:
@@ -141,7 +148,7 @@ a_version = database_sync_to_async(queue_version)
 
 def test_anonymous_socket_is_refused(layer, site):
     async def scenario():
-        async with socket(board_path(site), [(b"origin", ORIGIN)]) as ws:
+        async with socket(board_path(site), PAGE) as ws:
             assert await refused(ws) == CLOSE_FORBIDDEN
 
     run(scenario)
@@ -198,8 +205,24 @@ def test_care_team_gets_a_versioned_snapshot_on_connect(request, layer, site, pe
 
 @pytest.mark.parametrize(
     "origin",
-    [b"http://evil.example", b"http://127.0.0.1.evil.example", b"null", None],
-    ids=["other-host", "lookalike-host", "null", "missing"],
+    [
+        b"http://evil.example",
+        b"http://127.0.0.1.evil.example",
+        b"http://127.0.0.1:8001",
+        b"https://127.0.0.1",
+        b"http://127.0.0.1/path",
+        b"null",
+        None,
+    ],
+    ids=[
+        "other-host",
+        "lookalike-host",
+        "other-port",
+        "other-scheme",
+        "with-path",
+        "null",
+        "missing",
+    ],
 )
 def test_socket_from_a_foreign_origin_is_refused_even_when_signed_in(site, clinician, origin):
     headers = [h for h in staff_headers(clinician) if h[0] != b"origin"]
@@ -215,11 +238,26 @@ def test_socket_from_a_foreign_origin_is_refused_even_when_signed_in(site, clini
     run(scenario)
 
 
+def test_a_socket_from_the_page_s_own_origin_or_a_trusted_one_is_accepted(
+    settings, site, clinician
+):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://clinic.example.org"]
+    served_on_a_port = [(b"origin", b"http://127.0.0.1:8443"), (b"host", b"127.0.0.1:8443")]
+    behind_a_proxy = [(b"origin", b"https://clinic.example.org"), (b"host", HOST)]
+
+    async def scenario():
+        for headers in (PAGE, served_on_a_port, behind_a_proxy):
+            async with socket(display_path(site.display_token), headers) as ws:
+                await connected(ws)
+
+    run(scenario)
+
+
 def test_wrong_display_token_is_refused(layer, site):
     async def scenario():
-        async with socket(display_path("not-the-token"), [(b"origin", ORIGIN)]) as ws:
+        async with socket(display_path("not-the-token"), PAGE) as ws:
             assert await refused(ws) == CLOSE_FORBIDDEN
-        async with socket(display_path(site.display_token + "x"), [(b"origin", ORIGIN)]) as ws:
+        async with socket(display_path(site.display_token + "x"), PAGE) as ws:
             assert await refused(ws) == CLOSE_FORBIDDEN
 
     run(scenario)
@@ -299,7 +337,7 @@ def test_display_gets_ticket_codes_and_rooms_never_names_or_reasons(
 
     async def scenario():
         # The waiting-room TV has no staff login: the link's token is its only credential.
-        async with socket(display_path(site.display_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(site.display_token), PAGE) as tv:
             first = await connected(tv)
             assert "K-1" in first["html"]
             assert_public(first["html"])
@@ -332,14 +370,14 @@ def test_rotating_the_display_link_closes_open_displays(layer, site):
     old_token = site.display_token
 
     async def scenario():
-        async with socket(display_path(old_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(old_token), PAGE) as tv:
             await connected(tv)
             await a_rotate(site=site)
             assert await closed_with(tv) == CLOSE_FORBIDDEN
         assert site.display_token != old_token
-        async with socket(display_path(old_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(old_token), PAGE) as tv:
             assert await refused(tv) == CLOSE_FORBIDDEN
-        async with socket(display_path(site.display_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(site.display_token), PAGE) as tv:
             await connected(tv)
 
     run(scenario)
@@ -368,7 +406,8 @@ MALFORMED_FRAMES = [
     {"text": '"sync"'},
     {"text": "42"},
     {"text": "null"},
-    {"text": "[" * 100_000},  # nested deep enough to exhaust the JSON parser's recursion limit
+    # Nested deep enough to exhaust the JSON parser's recursion limit, within the size cap.
+    {"text": "[" * 1024},
     {"text": '{"type": 7}'},
     {"text": '{"type": "call_next", "version": 1}'},
     {"bytes": b"\x00\xff\xfe binary"},
@@ -403,13 +442,31 @@ def test_malformed_frames_are_ignored_and_the_board_keeps_working(
 
 def test_malformed_frames_are_ignored_by_the_display(layer, site, front_desk):
     async def scenario():
-        async with socket(display_path(site.display_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(site.display_token), PAGE) as tv:
             first = await connected(tv)
             await send_frames(tv, MALFORMED_FRAMES)
             assert await tv.receive_nothing(timeout=QUIET)
 
             await a_check_in(site=site, by=front_desk, name="Marcus Lee")
             assert (await next_snapshot(tv))["version"] > first["version"]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("kind", ["text", "bytes"])
+def test_a_frame_larger_than_a_screen_ever_sends_closes_the_socket(layer, site, clinician, kind):
+    # A screen only sends {"type": "sync", "version": n}; clinic/edge.py caps every message
+    # whatever server is in front (clinic/serve.py also caps it in uvicorn).
+    headers = staff_headers(clinician)
+    big = {"text": "x" * 1025} if kind == "text" else {"bytes": b"x" * 1025}
+    accented = {"text": "é" * 513}  # 1,026 bytes in UTF-8: bytes are counted, not characters
+
+    async def scenario():
+        for frame in (big, accented):
+            async with socket(board_path(site), headers) as ws:
+                await connected(ws)
+                await send_frames(ws, [frame])
+                assert await closed_with(ws) == 1009
 
     run(scenario)
 
@@ -464,7 +521,7 @@ def test_display_sync_at_the_current_version_gets_no_reply_and_a_stale_one_gets_
     check_in(site=site, by=front_desk, name="Marcus Lee")
 
     async def scenario():
-        async with socket(display_path(site.display_token), [(b"origin", ORIGIN)]) as tv:
+        async with socket(display_path(site.display_token), PAGE) as tv:
             current = (await connected(tv))["version"]
             await tv.send_json_to({"type": "sync", "version": current})
             assert await tv.receive_nothing(timeout=QUIET)

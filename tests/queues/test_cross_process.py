@@ -1,14 +1,16 @@
 """Live updates across processes, through Redis, and what happens when Redis is not there.
 
-A real daphne server runs in another process on the test database and the test's Redis; a real
-websocket client connects to it as a signed-in staff member (or as the waiting-room TV). The
-change is made through the services in *this* process, whose channel layer points at the same
-Redis, as a second web worker would.
+A real server (`python -m clinic.serve`) runs in another process on the test database and the
+test's Redis; a real websocket client connects to it as a signed-in staff member (or as the
+waiting-room TV). The change is made through the services in *this* process, whose channel
+layer points at the same Redis, as a second web worker would.
 """
 
 import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 import uuid
 
@@ -17,17 +19,17 @@ import redis
 from channels.layers import channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.urls import reverse
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from clinic.settings import redis_channel_layer
-from queues import services
+from queues import realtime, services
 from queues.models import Arrival, State
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
 from tests.factories import check_in
 
-ORIGIN = "http://127.0.0.1"
 TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
 QUIET = 1  # how long "nothing arrives" is watched for
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -72,7 +74,7 @@ def open_socket(server, path: str, user=None):
         headers["Cookie"] = f"{cookie['name']}={cookie['value']}"
     return connect(
         server.ws_url + path,
-        origin=ORIGIN,
+        origin=server.url,  # the page's own origin, port included
         additional_headers=headers,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
@@ -205,8 +207,10 @@ def test_check_in_and_call_are_saved_when_redis_is_down(
     caplog.set_level(logging.WARNING, logger="queues.realtime")
     try:
         arrival = check_in(site=site, by=front_desk, name="Marcus Lee")
+        assert realtime.hints_wait(TIMEOUT)  # hints go out in the background
         after_check_in = len(caplog.records)
         called = services.arrival_call_next(site=site, by=clinician, room=room)
+        assert realtime.hints_wait(TIMEOUT)
     finally:
         channel_layers.backends.clear()
 
@@ -241,6 +245,7 @@ def test_check_in_and_call_pages_work_when_redis_is_down(
         client.force_login(clinician)
         response = client.post(reverse("queues:call_next"))
         assert response.status_code == 302
+        assert realtime.hints_wait(TIMEOUT)
     finally:
         channel_layers.backends.clear()
 
@@ -248,3 +253,88 @@ def test_check_in_and_call_pages_work_when_redis_is_down(
     assert saved.state == State.CALLED
     assert saved.staff == clinician
     assert caplog.records
+
+
+# --- a Redis that hangs -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def silent_redis():
+    """A server that accepts connections and reads what it is sent, but never answers: a hung
+    Redis (a refused connection fails fast; this one waits out every timeout)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+def answered_within(seconds: float, action):
+    """Run `action` (a request) in a thread; its result, or None if it had not answered in
+    `seconds`. The old broadcast waited Redis's socket timeout once per group (30 s)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = action()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return None if thread.is_alive() else outcome.get("result")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_in_and_call_answer_in_normal_time_when_redis_hangs(
+    settings, caplog, client, site, front_desk, clinician
+):
+    caplog.set_level(logging.INFO, logger="queues.realtime")
+    with silent_redis() as url:
+        use_channel_layer(settings, url)
+        try:
+            client.force_login(front_desk)
+            checked_in = answered_within(
+                TIMEOUT,
+                lambda: client.post(
+                    reverse("queues:check_in"), {"nonce": str(uuid.uuid4()), "name": "Marcus Lee"}
+                ),
+            )
+            assert checked_in is not None, "check-in waited for the hung Redis"
+            assert checked_in.status_code == 302
+            client.force_login(clinician)
+            called = answered_within(TIMEOUT, lambda: client.post(reverse("queues:call_next")))
+            assert called is not None, "call waited for the hung Redis"
+            assert called.status_code == 302
+            # The hints are given up in the background, each logged once.
+            assert realtime.hints_wait(60)
+        finally:
+            channel_layers.backends.clear()
+
+    saved = Arrival.objects.get(person__name="Marcus Lee")
+    assert (saved.state, saved.staff) == (State.CALLED, clinician)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all(r.getMessage().startswith("Could not broadcast queue change") for r in warnings)
+    assert not any("Marcus" in r.getMessage() for r in caplog.records)

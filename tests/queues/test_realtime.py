@@ -1,15 +1,16 @@
 """Live-update hints: one per change to each of the site's two groups, after commit, and never
 anything about a person. A channel layer that is down never costs a saved change."""
 
+import asyncio
 import json
 import logging
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from queues import services
+from queues import realtime, services
 from queues.errors import QueueError
 from queues.models import Arrival, ArrivalEvent, State
 from queues.realtime import display_group, staff_group
@@ -34,6 +35,13 @@ class UnreachableChannelLayer(InMemoryChannelLayer):
 
     async def group_send(self, group, message):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+class HungChannelLayer(BaseChannelLayer):
+    """A network layer whose server accepted the connection and never answers."""
+
+    async def group_send(self, group, message):
+        await asyncio.Event().wait()
 
 
 @pytest.fixture
@@ -346,6 +354,34 @@ def test_check_in_is_saved_when_redis_cannot_be_reached(site, front_desk, settin
     caplog.set_level(logging.WARNING, logger="queues.realtime")
 
     arrival = check_in(site=site, by=front_desk, name="Marcus")
+    assert realtime.hints_wait(10)  # a network layer's hints go out in the background
 
     assert Arrival.objects.get(pk=arrival.pk).state == State.WAITING
     assert broadcast_warnings(caplog)
+
+
+def test_a_hanging_channel_layer_drops_hints_instead_of_queueing_without_end(
+    site, front_desk, settings, caplog, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.HungChannelLayer"}}
+    monkeypatch.setattr(realtime, "HINT_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(realtime, "HINT_BACKLOG", 3)
+    monkeypatch.setattr(realtime, "_sender_instance", None)  # a sender with these limits
+    caplog.set_level(logging.INFO, logger="queues.realtime")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        for name in ("Ana", "Ben", "Cy", "Di", "Ed", "Flo", "Gus", "Hal", "Ida", "Jo"):
+            check_in(site=site, by=front_desk, name=name)
+    assert len(callbacks) == 10
+    assert realtime.hints_wait(30)
+
+    assert Arrival.objects.filter(site=site).count() == 10
+    messages = [r.getMessage() for r in broadcast_warnings(caplog)]
+    dropped = [m for m in messages if m.startswith("Live-update hints are being dropped")]
+    given_up = [m for m in messages if m.startswith("Could not broadcast")]
+    assert len(dropped) == 1, "dropping is logged once, not once per hint"
+    # At most one hint being sent and three waiting; the other six were dropped at once.
+    assert 3 <= len(given_up) <= 4
+    cleared = "Live-update hints are no longer dropped: the backlog has cleared."
+    assert messages.count(cleared) == 1
+    assert messages.index(cleared) > messages.index(dropped[0])
