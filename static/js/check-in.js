@@ -20,7 +20,8 @@
     if (q === lastQuery) return;
     lastQuery = q;
     // A POST: a name must never travel in a URL (server logs, history). It changes nothing.
-    var body = new FormData();
+    // Form-encoded, not FormData: the server takes no multipart body but a scanned consent's.
+    var body = new URLSearchParams();
     body.append("csrfmiddlewaretoken", form.querySelector('input[name="csrfmiddlewaretoken"]').value);
     body.append("name", q);
     fetch(nameInput.getAttribute("data-search-url"), {method: "POST", body: body, credentials: "same-origin"})

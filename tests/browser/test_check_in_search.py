@@ -97,7 +97,8 @@ def test_typing_a_name_and_enter_never_put_it_in_an_address_or_a_log(
 
     searches = [r for r in requests if "/queue/people/" in r[1]]
     assert searches and all(method == "POST" for method, _, _ in searches)
-    assert any(TYPED in body for _, _, body in searches)  # the name went in the body
+    # The name went in the body, form-encoded (the server takes no multipart here).
+    assert any(urllib.parse.parse_qs(body).get("name") == [TYPED] for _, _, body in searches)
     for method, url, _ in requests:
         assert carries_only_ids(url), (method, url)
 

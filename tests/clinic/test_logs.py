@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 
 from clinic import logs
 from clinic.models import Person
+from clinic.names import person_name_clean
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
 from visits.models import Appointment, Visit
 
@@ -211,7 +212,7 @@ def front_desk_session(desk: Session, site) -> list[int]:
             "nonce": nonce, "name": name, "date_of_birth": BIRTH_DATE, "phone": PHONE,
             "what_helps": WHAT_HELPS, "urgent": "on", "urgent_reason": URGENT_REASON,
         })  # fmt: skip
-        people.append(Person.objects.get(site=site, name=name).pk)
+        people.append(Person.objects.get(site=site, name=person_name_clean(name)).pk)
     # The same name again: the page asks whether it is someone new; it is.
     desk.open(check_in_url)
     nonce = desk.nonce()
@@ -283,7 +284,7 @@ def test_a_whole_session_leaves_no_name_birth_date_phone_or_note_in_any_log(
     query = urllib.parse.urlencode({"name": NAMES[5], "phone": PHONE})
     with connect(
         f"{uvicorn_server.ws_url}/ws/queue/{site.slug}/?{query}",
-        origin="http://127.0.0.1",
+        origin=uvicorn_server.url,
         additional_headers={"Cookie": f"{cookie['name']}={cookie['value']}"},
         open_timeout=10,
     ) as socket:
