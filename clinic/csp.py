@@ -93,10 +93,8 @@ def violation_line(report: dict, *, host: str) -> str:
     source = _where(report.get("source-file"), host=host)
     line, column = _number(report.get("line-number")), _number(report.get("column-number"))
     mode = " (report only)" if report.get("disposition") == "report" else ""
-    return (
-        f"CSP violation{mode}: {directive} blocked {blocked} on {page} "
-        f"(source {source} {line}:{column})"
-    )
+    where = f", from {source} at {line}:{column}" if source != "-" else ""
+    return f"CSP violation{mode}: {directive} blocked {blocked} on {page}{where}"
 
 
 @never_cache

@@ -226,8 +226,8 @@ def test_a_report_is_logged_by_route_with_no_personal_details(caplog):
 
     assert response.status_code == 204
     assert [r.getMessage() for r in caplog.records] == [
-        "CSP violation: script-src-attr blocked inline on visits:visit_new "
-        "(source visits:visit 12:3)"
+        "CSP violation: script-src-attr blocked inline on visits:visit_new, "
+        "from visits:visit at 12:3"
     ]
 
 
