@@ -467,6 +467,21 @@ def exercise(page, name: str, watcher: Watcher) -> None:
     }:
         page.get_by_role("button", name="Print").click()
         assert page.evaluate("window.__printed") == 1, json.dumps(watcher.violations, indent=1)
+    elif name == "releases:outgoing_emergency":
+        # A form sent back with its errors, then the page after the release (POST only).
+        release = page.get_by_role("button", name="Release for the emergency")
+        release.click()
+        expect(
+            page.get_by_text("Please give the name of the person who receives it.")
+        ).to_be_visible()
+        page.get_by_label("Medical personnel").select_option(index=1)
+        page.get_by_label("Name of the medical staff member who receives it").fill("Dr Okafor")
+        page.get_by_label("The nature of the emergency, in your words").fill("Overdose")
+        page.get_by_label("Medications").check()
+        page.get_by_role("button", name="Release for the emergency").click()
+        expect(page.get_by_text("Released in a medical emergency")).to_be_visible()
+        page.get_by_role("button", name="Print").click()
+        assert page.evaluate("window.__printed") == 1, json.dumps(watcher.violations, indent=1)
     elif name == "account":
         if page.locator(".qr svg").count():
             expect(page.locator(".qr svg")).to_be_visible()
