@@ -91,7 +91,7 @@ def test_every_kind_of_page_carries_the_strict_policy(client, login, persona, ur
     assert_strict_policy(response)
 
 
-def test_the_waiting_room_display_fragments_and_refusals_carry_it_too(client, login, site):
+def test_the_display_a_refusal_and_a_form_sent_back_carry_it_too(client, login, site):
     display = client.get(reverse("queues:display", args=[site.display_token]))
     assert display.status_code == 200
     assert_strict_policy(display)
