@@ -47,7 +47,12 @@ def idle_seconds(user, site) -> int:
 
 
 def is_background(request) -> bool:
-    return request.headers.get(BACKGROUND_HEADER) == "1"
+    # A browser's report of a Content-Security-Policy violation (clinic/csp.py) is sent by the
+    # browser itself, never by the person.
+    return (
+        request.headers.get(BACKGROUND_HEADER) == "1"
+        or request.content_type == "application/csp-report"
+    )
 
 
 def session_idle_seconds(request) -> int:

@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from clinic import account_views, lock_views, lockout_views, login_views, views
+from clinic import account_views, csp, lock_views, lockout_views, login_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("site/", views.switch_site, name="switch_site"),
     path("healthz/", views.healthz, name="healthz"),
+    path("csp-report/", csp.report, name="csp_report"),
     path("login/", login_views.SignInView.as_view(), name="login"),
     path("login/code/", login_views.SignInCodeView.as_view(), name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
