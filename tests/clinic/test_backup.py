@@ -93,10 +93,10 @@ def records(flushable, media, site, front_desk, clinician, privacy_officer, dire
         purposes=["continuity of care"],
         scope=[Scope.ATTENDANCE],
         revocation_statement=STANDARD_REVOCATION_STATEMENT,
-        expires_on=timezone.localdate() + timedelta(days=200),
+        expires_on=timezone.localdate(timezone=site.tz) + timedelta(days=200),
         signed_by=Consent.SignedBy.PERSON,
         scanned_form=SimpleUploadedFile(f"{NAME} consent.pdf", SCAN),
-        signed_on=timezone.localdate(),
+        signed_on=timezone.localdate(timezone=site.tz),
     )
     release_attempt(
         site=site,

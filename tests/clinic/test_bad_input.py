@@ -61,6 +61,6 @@ def test_a_nul_in_an_admin_search_is_refused(admin_client):
 def test_text_without_nul_still_searches(client, front_desk, site):
     PersonFactory(site=site, name="Samira")
     client.force_login(front_desk)
-    response = client.get(reverse("queues:person_matches"), {"name": "Sam"})
+    response = client.post(reverse("queues:person_matches"), {"name": "Sam"})
     assert response.status_code == 200
     assert "Samira" in response.content.decode()
