@@ -317,6 +317,8 @@ ROUTES: dict[str, Route] = {
 }
 
 EXCLUDED = {
+    "csp_report": "reads only a JSON violation report, never a form; its refusals of other "
+    "types, sizes and malformed reports: tests/clinic/test_csp.py",
     "logout": "Django's own sign-out: reads nothing from the request",
     "account_sign_out_everywhere": "reads nothing from the request; ends the example's session",
     "session_lock": "reads nothing from the request; ends the example's session",
