@@ -45,6 +45,8 @@ def _back(request, default: str):
 
 def _session_room(request) -> Room | None:
     room_id = request.session.get(SESSION_ROOM_KEY)
+    if room_id is None:
+        return None  # no room chosen: no query
     return Room.objects.filter(pk=room_id, site=request.site, is_active=True).first()
 
 
