@@ -300,7 +300,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     # The healthcheck is probed over plain HTTP from inside the deployment network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^healthz/live/$"]
 
 
 # --- The server: proxy trust and request limits (clinic/serve.py, clinic/edge.py) -------------

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("site/", views.switch_site, name="switch_site"),
     path("healthz/", views.healthz, name="healthz"),
+    path("healthz/live/", views.healthz_live, name="healthz_live"),
     path("csp-report/", csp.report, name="csp_report"),
     path("login/", login_views.SignInView.as_view(), name="login"),
     path("login/code/", login_views.SignInCodeView.as_view(), name="login_code"),

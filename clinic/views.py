@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -36,3 +36,15 @@ def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+@never_cache
+@require_GET
+def healthz_live(request):
+    """The live layer, for monitoring: is the channel layer answering, and how long since a
+    live update went out. 503 while it does not answer. Liveness stays /healthz/: a Redis
+    outage must not get the web service restarted (pages and check-ins still work)."""
+    from queues.health import live_layer_state
+
+    state = live_layer_state()
+    return JsonResponse(state, status=200 if state["reachable"] else 503)

@@ -25,6 +25,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from queues import health
+
 logger = logging.getLogger(__name__)
 
 QUEUE_CHANGED = "queue.changed"
@@ -81,6 +83,8 @@ def _send_groups(groups: list[str], message: dict, what: str) -> None:
             async_to_sync(_deliver)(layer, groups, message)
         except Exception:  # the change is saved; screens catch up on their next sync
             logger.warning("Could not broadcast %s", what, exc_info=True)
+        else:
+            health.broadcast_sent()
         return
     _sender().submit(groups, message, what)
 
@@ -153,6 +157,8 @@ class _HintSender:
             )
         except Exception:  # the change is saved; screens catch up on their next sync
             logger.warning("Could not broadcast %s", what, exc_info=True)
+        else:
+            health.broadcast_sent()  # for /healthz/live/
 
 
 _sender_instance: _HintSender | None = None

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clinic.models import Room, Site
 from clinic.sites import can, site_permission_required
 from queues import services
-from queues.consumers import board_permissions
+from queues.board import board_live_html, board_permissions
 from queues.errors import QueueError
 from queues.forms import CallNextForm, CheckInForm, HandOffForm, PeopleSearchForm, RoomForm
 from queues.models import Arrival, EventKind, State
@@ -45,6 +45,8 @@ def _back(request, default: str):
 
 def _session_room(request) -> Room | None:
     room_id = request.session.get(SESSION_ROOM_KEY)
+    if room_id is None:
+        return None  # no room chosen: no query
     return Room.objects.filter(pk=room_id, site=request.site, is_active=True).first()
 
 
@@ -218,12 +220,15 @@ def person_matches(request):
 @site_permission_required("queue.view_queue")
 def board(request):
     site = request.site
+    snapshot = queue_snapshot(site=site)
+    perms = board_permissions(request.user, site)
     return render(
         request,
         "queues/board.html",
         {
-            "snapshot": queue_snapshot(site=site),
-            "perms_here": board_permissions(request.user, site),
+            "snapshot": snapshot,
+            "perms_here": perms,
+            "live_html": board_live_html(snapshot, perms),
             "call_next_form": CallNextForm(site=site),
             "room_form": RoomForm(site=site, initial={"room": _session_room(request)}),
         },
@@ -236,13 +241,7 @@ def board(request):
 def board_live(request):
     """The same snapshot the websocket sends, for screens whose socket cannot connect."""
     snapshot = queue_snapshot(site=request.site)
-    html = render_to_string(
-        "queues/_board_live.html",
-        {
-            "snapshot": snapshot,
-            "perms_here": board_permissions(request.user, request.site),
-        },
-    )
+    html = board_live_html(snapshot, board_permissions(request.user, request.site))
     return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
 
 

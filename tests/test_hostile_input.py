@@ -133,6 +133,7 @@ ROUTES: dict[str, Route] = {
     "home": Route("front_desk"),
     "switch_site": Route("clinician", get=None, post=("site",)),
     "healthz": Route("anonymous"),
+    "healthz_live": Route("anonymous"),
     "login": Route("anonymous", post=("username", "password", "next")),
     "login_code": Route("anonymous", post=("code",)),
     "account": Route("clinician", get=("set-up",)),

@@ -25,6 +25,14 @@ def wait_label(since, now) -> str:
     }
 
 
+@register.simple_tag
+def board_rows(snapshot, perms):
+    """The board's rows, written by queues/board.py (a template loop cost too much per row)."""
+    from queues.board import board_rows as write_rows  # queues.board uses this module
+
+    return write_rows(snapshot, perms)
+
+
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key, "") if mapping else ""

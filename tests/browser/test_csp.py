@@ -94,6 +94,7 @@ NOT_PAGES = {
     "staff:second_factor_reset": POST_ONLY,
     "admin:logout": "a redirect (307) to the product's sign-out, which is POST only",
     "healthz": DATA,
+    "healthz_live": DATA,
     "queues:board_live": DATA,
     "queues:display_live": DATA,
     "releases:packet_pdf": DATA,
@@ -288,6 +289,7 @@ def clinic(site, service, room, front_desk, clinician, director, privacy_officer
     roles["privacy_officer"].pages["account"] = reverse("account") + "?set-up=1"
     data = {
         "healthz": (None, reverse("healthz")),
+        "healthz_live": (None, reverse("healthz_live")),
         "queues:board_live": (clinician, reverse("queues:board_live")),
         "queues:display_live": (None, reverse("queues:display_live", args=[site.display_token])),
         "releases:packet_pdf": (clinician, reverse("releases:packet_pdf", args=[packet.pk])),

@@ -60,9 +60,9 @@ def test_queue_snapshot_lists_the_line_in_order_and_who_is_with_staff(
     assert [a.state for a in snapshot.waiting] == [State.WAITING, State.STEPPED_OUT, State.WAITING]
     assert snapshot.waiting_count == 2
     assert names(snapshot.in_progress) == ["Eli", "Cy"]
-    assert [(a.staff, a.state) for a in snapshot.in_progress] == [
-        (clinician, State.CALLED),
-        (second_clinician, State.WITH_STAFF),
+    assert [(a.staff_id, a.state) for a in snapshot.in_progress] == [
+        (clinician.pk, State.CALLED),
+        (second_clinician.pk, State.WITH_STAFF),
     ]
     assert snapshot.disciplines[clinician.pk] == "Nurse practitioner"
     assert snapshot.finished == []

@@ -1,0 +1,219 @@
+"""The staff board's live tables (queues/board.py): one render per snapshot and permission set,
+no query and nothing of a request inside it, the same rows, buttons and markers for each role,
+and a cost in queries that does not grow with the number of people waiting."""
+
+import re
+import zoneinfo
+from datetime import datetime, time, timedelta
+from html.parser import HTMLParser
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from queues import services
+from queues.board import board_live_html, board_permissions
+from queues.selectors import queue_snapshot
+from tests.factories import PersonFactory, check_in
+
+CHICAGO = zoneinfo.ZoneInfo("America/Chicago")  # the site's time zone
+# 09:00 today at the site: what finished today is on the board.
+T0 = datetime.combine(timezone.localdate(timezone.now(), CHICAGO), time(9), tzinfo=CHICAGO)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+class Rows(HTMLParser):
+    """Each table row of the fragment: its arrival id, class, text and actions (buttons'
+    form actions and links)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.rows: dict[int, dict] = {}
+        self.current = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-arrival" in attrs:
+            self.current = self.rows[int(attrs["data-arrival"])] = {
+                "class": set((attrs.get("class") or "").split()),
+                "text": "",
+                "actions": [],
+                "since": None,
+            }
+        elif self.current is None:
+            return
+        elif tag == "button":
+            assert attrs["form"] == "row-actions"
+            self.current["actions"].append(
+                (attrs["formaction"], attrs["value"], attrs["class"], attrs["data-focus-key"])
+            )
+        elif tag == "a" and "button" in (attrs.get("class") or ""):
+            self.current["actions"].append((attrs["href"], None, attrs["class"], None))
+        elif tag == "span" and "wait" in (attrs.get("class") or "").split():
+            self.current["since"] = attrs["data-since"]
+            self.current["wait_class"] = attrs["class"]
+
+    def handle_endtag(self, tag):
+        if tag == "tr":
+            self.current = None
+
+    def handle_data(self, data):
+        if self.current is not None:
+            self.current["text"] = " ".join((self.current["text"] + " " + data).split())
+
+
+def act(arrival, action: str) -> str:
+    return reverse("queues:arrival_action", args=[arrival.pk, action])
+
+
+def build_queue(site, front_desk, clinician, room, service):
+    """One of each: waiting (urgent, with an appointment), stepped out, anonymous-looking,
+    called, with staff, done, left."""
+    urgent = check_in(
+        site=site,
+        by=front_desk,
+        name="Ana <b>Bold</b>",
+        pronouns="she/her",
+        service=service,
+        urgent=True,
+        urgent_reason='Chest "pain" & <dizzy>',
+        appointment_at=at(45),
+        now=at(0),
+    )
+    away = check_in(site=site, by=front_desk, name="Ben", now=at(1))
+    services.arrival_step_out(arrival=away, by=front_desk, revision=away.revision, now=at(2))
+    called = check_in(site=site, by=front_desk, name="Cy", now=at(3))
+    services.arrival_call(arrival=called, by=clinician, revision=called.revision, room=room)
+    seen = check_in(site=site, by=front_desk, name="Dee", now=at(4))
+    seen = services.arrival_call(arrival=seen, by=clinician, revision=seen.revision)
+    seen = services.arrival_start(arrival=seen, by=clinician, revision=seen.revision)
+    done = check_in(site=site, by=front_desk, name="Eli", now=at(5))
+    done = services.arrival_call(arrival=done, by=clinician, revision=done.revision)
+    done = services.arrival_start(arrival=done, by=clinician, revision=done.revision)
+    services.arrival_finish(arrival=done, by=clinician, revision=done.revision)
+    left = check_in(site=site, by=front_desk, name="Fay", now=at(6))
+    services.arrival_mark_left(arrival=left, by=front_desk, revision=left.revision)
+    return {
+        name: type(a).objects.get(pk=a.pk)
+        for name, a in {
+            "urgent": urgent,
+            "away": away,
+            "called": called,
+            "seen": seen,
+            "done": done,
+            "left": left,
+        }.items()
+    }
+
+
+def test_board_rows_give_each_role_the_actions_it_may_take_in_every_state(
+    site, front_desk, clinician, room, service
+):
+    q = build_queue(site, front_desk, clinician, room, service)
+    snapshot = queue_snapshot(site=site)
+    team = Rows(board_live_html(snapshot, board_permissions(clinician, site))).rows
+    desk = Rows(board_live_html(snapshot, board_permissions(front_desk, site))).rows
+
+    def actions(rows, key):
+        return [(url, css) for url, _rev, css, _focus in rows[q[key].pk]["actions"]]
+
+    u, a, c, s = q["urgent"], q["away"], q["called"], q["seen"]
+    assert actions(team, "urgent") == [
+        (act(u, "call"), "primary"),
+        (act(u, "step-out"), "secondary"),
+        (act(u, "left"), "secondary"),
+    ]
+    assert actions(desk, "urgent") == [
+        (act(u, "step-out"), "secondary"),
+        (act(u, "left"), "secondary"),
+    ]
+    back = [(act(a, "back"), "primary"), (act(a, "left"), "secondary"), (act(a, "undo"), "link")]
+    assert actions(team, "away") == actions(desk, "away") == back
+    assert actions(team, "called") == [
+        (act(c, "start"), "primary"),
+        (act(c, "call"), "secondary"),
+        (act(c, "step-out"), "secondary"),
+        (act(c, "left"), "secondary"),
+        (act(c, "undo"), "link"),
+    ]
+    assert actions(desk, "called") == [
+        (act(c, "step-out"), "secondary"),
+        (act(c, "left"), "secondary"),
+    ]
+    assert actions(team, "seen") == [
+        (reverse("visits:visit_for_arrival", args=[s.pk]), "button secondary"),
+        (reverse("queues:hand_off", args=[s.pk]), "button secondary"),
+        (act(s, "done"), "primary"),
+        (act(s, "undo"), "link"),
+    ]
+    assert actions(desk, "seen") == []
+    assert actions(team, "done") == [(act(q["done"], "undo"), "link")]
+    assert actions(desk, "done") == []
+    assert actions(team, "left") == actions(desk, "left") == [(act(q["left"], "undo"), "link")]
+    # Each button carries the revision it was made from, and a key that keeps focus on it.
+    for row in team.values():
+        for url, revision, _css, focus in row["actions"]:
+            if revision is not None:
+                arrival_id, action = re.fullmatch(r"/queue/arrivals/(\d+)/([a-z-]+)/", url).groups()
+                assert focus == f"{arrival_id}-{action}"
+                assert int(revision) == type(q["urgent"]).objects.get(pk=arrival_id).revision
+
+
+def test_board_rows_show_names_markers_waits_and_rooms_escaped(
+    site, front_desk, clinician, room, service
+):
+    q = build_queue(site, front_desk, clinician, room, service)
+    snapshot = queue_snapshot(site=site, now=at(75))
+    html = board_live_html(snapshot, board_permissions(clinician, site))
+    rows = Rows(html).rows
+
+    urgent = rows[q["urgent"].pk]
+    assert urgent["class"] == {"urgent"}
+    assert urgent["text"].startswith("K-1 Ana <b>Bold</b> (she/her) Wound care")
+    assert 'Urgent: Chest "pain" & <dizzy>' in urgent["text"]
+    assert "1 h 15" in urgent["text"] and "09:45" in urgent["text"]
+    assert urgent["since"] == T0.isoformat()
+    assert urgent["wait_class"] == "wait long"  # past the site's warning time
+    assert "<b>" not in html and "<dizzy>" not in html  # escaped, never markup
+
+    away = rows[q["away"].pk]
+    assert away["class"] == {"stepped-out"}
+    assert "Stepped out — keeps their place" in away["text"]
+    assert "Not sure yet" in away["text"] and "none" not in away["text"]  # the — is labelled
+
+    assert f"Called by {clinician.get_full_name()} to {room.name}" in rows[q["called"].pk]["text"]
+    assert f"With {clinician.get_full_name()} (Nurse practitioner)" in rows[q["seen"].pk]["text"]
+    assert rows[q["done"].pk]["text"].startswith("K-5 Eli Done")
+    assert rows[q["left"].pk]["text"].startswith("K-6 Fay Left before being seen")
+    assert "1 waiting · 1 stepped out" in html
+
+
+def test_board_render_asks_the_database_nothing(site, front_desk, clinician, room, service):
+    build_queue(site, front_desk, clinician, room, service)
+    snapshot = queue_snapshot(site=site)
+    perms = board_permissions(clinician, site)
+    with CaptureQueriesContext(connection) as queries:
+        first = board_live_html(snapshot, perms)
+    assert len(queries) == 0
+    # The same snapshot and permissions give the same HTML: one render serves every socket.
+    assert board_live_html(snapshot, dict(perms)) == first
+
+
+def test_board_queries_do_not_grow_with_the_number_waiting(client, site, front_desk, clinician):
+    client.force_login(clinician)
+    client.get(reverse("queues:board"))  # the session's first request writes more
+    counts = {}
+    for waiting in (1, 40):
+        while queue_snapshot(site=site).waiting_count < waiting:
+            check_in(site=site, by=front_desk, person=PersonFactory(site=site))
+        for name in ("queues:board", "queues:board_live"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(reverse(name)).status_code == 200
+            counts[name, waiting] = len(queries)
+    assert counts["queues:board", 1] == counts["queues:board", 40]
+    assert counts["queues:board_live", 1] == counts["queues:board_live", 40]
