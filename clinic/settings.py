@@ -189,6 +189,13 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Live sockets (queues/consumers.py): how often each process re-checks that its screens may
+# still see what they show (an expired session stops receiving within this), how many frames
+# a socket may have waiting before it is dropped as too slow, and how long one send may take.
+LIVE_RECHECK_SECONDS = float(os.environ.get("LIVE_RECHECK_SECONDS", "10"))
+LIVE_SEND_BACKLOG = 8
+LIVE_SEND_TIMEOUT_SECONDS = 5.0
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

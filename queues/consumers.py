@@ -2,24 +2,47 @@
 
 They only read. Every change goes through a POST and a service; the socket carries the
 resulting snapshots. Authorisation happens before a socket joins a group.
+
+Work is done per change, not per socket (docs: STYLE, "Consumers"). Each server process keeps
+a `_Hub` of the sockets it holds, by site. When a hint (a site id and a version) arrives, the
+first of that site's sockets to receive it does the work for all of them, under one lock per
+site: it checks, in a constant number of queries, that every socket may still see the site
+(sessions live and unexpired, passwords unchanged, roles still held; for the TV, its link still
+current), builds the snapshot once and renders it once per permission set, then hands the
+rendered text to every socket. The other sockets find that version done and do nothing. Hints
+that arrive while a build runs wait for it and are then usually already covered (the build reads
+the newest version): a burst is coalesced, and the last version is always built.
+
+Ending a session, a password change, a removed role or membership close that account's or
+session's sockets at once through their groups (clinic/accounts.py); the same checks also run
+on every change and every LIVE_RECHECK_SECONDS for quiet sockets, so an expired session stops
+receiving within that time.
+
+Each socket sends through a bounded queue drained by its own task: a socket that cannot keep
+up is closed (its page reconnects and gets a snapshot) instead of holding the others back.
+Database work runs on one thread per process whose connection is kept between builds.
 """
 
+import asyncio
 import json
 import logging
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from asgiref.sync import async_to_sync
-from channels.generic.websocket import JsonWebsocketConsumer
-from django.contrib.auth import (
-    BACKEND_SESSION_KEY,
-    HASH_SESSION_KEY,
-    SESSION_KEY,
-    get_user_model,
-)
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.template.loader import render_to_string
-from django.utils.crypto import constant_time_compare
+from django.utils import timezone, translation
 
-from clinic.models import Site
-from clinic.sites import can
+from clinic.models import Membership, Site
+from clinic.sites import site_perms
 from queues import realtime
 from queues.selectors import display_snapshot, queue_snapshot, queue_version
 
@@ -29,161 +52,453 @@ CLOSE_FORBIDDEN = 4403
 # The session ended (signed out, signed out everywhere, password or roles changed): the page
 # shows the sign-in or the screen lock instead of reloading.
 CLOSE_SESSION_ENDED = 4401
+# The socket fell behind (its send queue filled): the page reconnects and gets a snapshot.
+CLOSE_TOO_SLOW = 1013
+
+BOARD = "board"
+DISPLAY = "display"
+BOARD_PERMISSIONS = {
+    "call": "queue.call_arrival",
+    "presence": "queue.mark_presence",
+    "close_day": "queue.close_day",
+    "check_in": "queue.check_in",
+}
+VIEW_QUEUE = "queue.view_queue"
+# A built snapshot is reused for a socket that connects or re-syncs at the same version only
+# while this fresh (its wait labels are rendered at build time).
+REUSE_SECONDS = 10.0
 
 
-class _QueueSocket(JsonWebsocketConsumer):
-    """Shared parts: tolerant frame parsing, version tracking, re-joining the group on sync."""
+# --- rendering (one function per fragment; the polling views render the same) -----------------
 
+
+def board_fragment(snapshot, perms_here: dict[str, bool]) -> str:
+    return render_to_string(
+        "queues/_board_live.html", {"snapshot": snapshot, "perms_here": perms_here}
+    )
+
+
+def display_fragment(snapshot) -> str:
+    return render_to_string("queues/_display_live.html", {"display": snapshot})
+
+
+def board_permissions(user, site) -> dict[str, bool]:
+    """What the board's buttons may do for `user` at `site` (one query)."""
+    granted = site_perms(user, site)
+    return {name: perm in granted for name, perm in BOARD_PERMISSIONS.items()}
+
+
+def _perms_key(perms: dict[str, bool]) -> tuple[bool, ...]:
+    return tuple(perms[name] for name in BOARD_PERMISSIONS)
+
+
+def _perms_dict(key: tuple[bool, ...]) -> dict[str, bool]:
+    return dict(zip(BOARD_PERMISSIONS, key, strict=True))
+
+
+# --- database work, on one reused thread and connection per process ----------------------------
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-db")
+
+
+def _with_connection(fn, *args):
+    """Run `fn` on the kept connection; a connection the server dropped is opened again once."""
+    try:
+        return fn(*args)
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return fn(*args)
+
+
+async def _db(fn, *args):
+    return await sync_to_async(_with_connection, thread_sensitive=False, executor=_executor)(
+        fn, *args
+    )
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+@dataclass
+class Built:
+    version: int
+    at: float
+    texts: dict = field(default_factory=dict)  # permission key (None for the TV) -> text
+
+
+def _build(kind: str, site_id: int, keys: set) -> Built | None:
+    """One snapshot of the site, rendered once per permission key. None: the site is gone."""
+    site = Site.objects.filter(pk=site_id, is_active=True).first()
+    if site is None:
+        return None
+    with translation.override(settings.LANGUAGE_CODE):
+        if kind == DISPLAY:
+            snapshot = display_snapshot(site=site)
+            texts = {None: _frame(snapshot.version, display_fragment(snapshot))}
+        else:
+            snapshot = queue_snapshot(site=site)
+            texts = {
+                key: _frame(snapshot.version, board_fragment(snapshot, _perms_dict(key)))
+                for key in keys
+            }
+    return Built(version=snapshot.version, at=time.monotonic(), texts=texts)
+
+
+def _frame(version: int, html: str) -> str:
+    return json.dumps({"type": "snapshot", "version": version, "html": html})
+
+
+SESSION_MODEL_ENGINES = (
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+)
+
+
+def _live_sessions(keys: set[str]) -> set[str]:
+    if not keys:
+        return set()
+    if settings.SESSION_ENGINE in SESSION_MODEL_ENGINES:
+        return set(
+            Session.objects.filter(
+                session_key__in=keys, expire_date__gt=timezone.now()
+            ).values_list("session_key", flat=True)
+        )
+    from importlib import import_module
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return {key for key in keys if store(session_key=key).load()}
+
+
+def _gate(kind: str, site_id: int, holders: list[tuple]) -> list[int | None]:
+    """For each socket (its identity tuple), None if it may still see the site, else the code
+    to close it with. A constant number of queries, however many sockets there are."""
+    if kind == DISPLAY:
+        row = Site.objects.filter(pk=site_id, is_active=True).values_list("display_token").first()
+        current = row[0] if row else None
+        return [None if token == current else CLOSE_FORBIDDEN for (token,) in holders]
+    live = _live_sessions({key for key, _, _ in holders})
+    user_ids = {user_id for _, user_id, _ in holders}
+    hashes = {
+        user.pk: user.get_session_auth_hash()
+        for user in get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+    }
+    app_label, codename = VIEW_QUEUE.split(".")
+    allowed = set(
+        Membership.objects.filter(
+            user_id__in=user_ids,
+            site_id=site_id,
+            site__is_active=True,
+            roles__permissions__codename=codename,
+            roles__permissions__content_type__app_label=app_label,
+        ).values_list("user_id", flat=True)
+    )
+    codes = []
+    for key, user_id, session_hash in holders:
+        if key not in live or hashes.get(user_id) != session_hash:
+            codes.append(CLOSE_SESSION_ENDED)
+        elif user_id not in allowed:
+            codes.append(CLOSE_FORBIDDEN)
+        else:
+            codes.append(None)
+    return codes
+
+
+def _authorise_board(user, slug: str, session) -> tuple | None:
+    """(site, permission key, session key, session's password hash) or None: refused."""
+    site = Site.objects.filter(slug=slug, is_active=True).first()
+    if site is None or user is None or not user.is_authenticated:
+        return None
+    granted = site_perms(user, site)
+    if VIEW_QUEUE not in granted:
+        return None
+    perms = {name: perm in granted for name, perm in BOARD_PERMISSIONS.items()}
+    key = session.session_key if session is not None else None
+    if not key or str(session.get(SESSION_KEY)) != str(user.pk):
+        return None
+    return site, _perms_key(perms), key, session.get(HASH_SESSION_KEY, "")
+
+
+def _display_site(token: str) -> Site | None:
+    return Site.objects.filter(display_token=token, is_active=True).first()
+
+
+# --- the sockets one process holds --------------------------------------------------------------
+
+
+class _Hub:
+    """The sockets of one event loop (one server process), by kind and site."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[tuple, set] = {}
+        self.locks: dict[tuple, asyncio.Lock] = {}
+        self.built: dict[tuple, Built] = {}
+        self.done: dict[tuple, int] = {}
+        self.rechecker: asyncio.Task | None = None
+
+    def add(self, socket) -> None:
+        self.sockets.setdefault(socket.hub_key, set()).add(socket)
+        if self.rechecker is None:
+            self.rechecker = asyncio.create_task(self._recheck_forever())
+
+    async def remove(self, socket) -> None:
+        held = self.sockets.get(socket.hub_key)
+        if held is None:
+            return
+        held.discard(socket)
+        if not held:
+            del self.sockets[socket.hub_key]
+            for table in (self.built, self.done, self.locks):
+                table.pop(socket.hub_key, None)
+        if not self.sockets:
+            if self.rechecker is not None:
+                self.rechecker.cancel()
+                self.rechecker = None
+            # No screens left: give the kept connection back.
+            await _db(_close_connection)
+
+    def _lock(self, hub_key) -> asyncio.Lock:
+        return self.locks.setdefault(hub_key, asyncio.Lock())
+
+    async def changed(self, hub_key, version: int | None = None, force=None) -> None:
+        """Check and bring every socket of this site up to date (once per version)."""
+        async with self._lock(hub_key):
+            if force is None and version is not None and self.done.get(hub_key, -1) >= version:
+                return  # another socket's hint already built this version or a newer one
+            sockets = list(self.sockets.get(hub_key, ()))
+            if not sockets:
+                return
+            sockets = await self._admit(hub_key, sockets)
+            built = await self._build(hub_key, {s.perms_key for s in sockets}, version or 0)
+            if built is None:
+                for s in sockets:
+                    s.drop(CLOSE_FORBIDDEN)
+                return
+            self.done[hub_key] = built.version
+        for s in sockets:
+            s.push(built.version, built.texts[s.perms_key], force=s is force)
+
+    async def welcome(self, socket) -> None:
+        """The snapshot a newly connected socket starts from."""
+        async with self._lock(socket.hub_key):
+            version = await _db(queue_version, socket.site_id)
+            built = await self._build(socket.hub_key, {socket.perms_key}, version)
+        if built is None:
+            socket.drop(CLOSE_FORBIDDEN)
+        else:
+            socket.push(built.version, built.texts[socket.perms_key], force=True)
+
+    async def _admit(self, hub_key, sockets: list) -> list:
+        codes = await _db(_gate, hub_key[0], hub_key[1], [s.identity for s in sockets])
+        admitted = []
+        for s, code in zip(sockets, codes, strict=True):
+            if code is None:
+                admitted.append(s)
+            else:
+                s.drop(code)
+        return admitted
+
+    async def _build(self, hub_key, keys: set, at_least: int) -> Built | None:
+        """A build at `at_least` or newer holding `keys`: the kept one if fresh enough."""
+        kept = self.built.get(hub_key)
+        if (
+            kept is not None
+            and kept.version >= at_least
+            and keys <= kept.texts.keys()
+            and time.monotonic() - kept.at < REUSE_SECONDS
+        ):
+            return kept
+        wanted = set(keys)
+        if kept is not None and kept.version >= at_least:
+            wanted |= kept.texts.keys()
+        built = await _db(_build, hub_key[0], hub_key[1], wanted)
+        if built is not None:
+            self.built[hub_key] = built
+        return built
+
+    async def _recheck_forever(self) -> None:
+        """Quiet sockets too lose access within LIVE_RECHECK_SECONDS (an expired session)."""
+        while True:
+            await asyncio.sleep(settings.LIVE_RECHECK_SECONDS)
+            for hub_key in list(self.sockets):
+                try:
+                    async with self._lock(hub_key):
+                        sockets = list(self.sockets.get(hub_key, ()))
+                        if sockets:
+                            await self._admit(hub_key, sockets)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.warning("Could not re-check the live sockets", exc_info=True)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub]" = weakref.WeakKeyDictionary()
+
+
+def hub() -> _Hub:
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = _Hub()
+    return found
+
+
+# --- the consumers ------------------------------------------------------------------------------
+
+
+class _QueueSocket(AsyncWebsocketConsumer):
+    """Shared parts: tolerant frame parsing, the send queue, re-joining the group on sync."""
+
+    kind = BOARD
     group: str | None = None
+    site_id: int | None = None
+    perms_key = None
     sent_version = -1
-    # How a socket that is no longer allowed is closed (still_allowed may say why).
-    close_code = CLOSE_FORBIDDEN
+    registered = False
+    writer: asyncio.Task | None = None
+    dropping = False
+    closing: asyncio.Task | None = None
 
-    def receive(self, text_data=None, bytes_data=None, **kwargs):
+    @property
+    def hub_key(self) -> tuple:
+        return (self.kind, self.site_id)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Malformed frames are ignored, never fatal: a buggy or hostile client cannot crash us.
         try:
             content = json.loads(text_data or "")
         except (TypeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return
-        if isinstance(content, dict):
-            self.receive_json(content)
+        if isinstance(content, dict) and content.get("type") == "sync" and self.registered:
+            await self.sync(content.get("version"))
 
-    def receive_json(self, content, **kwargs):
-        if content.get("type") != "sync":
-            return
-        if not self.still_allowed():
-            self.close(code=self.close_code)
-            return
+    async def sync(self, known) -> None:
         # Re-joining is idempotent and repairs membership lost when Redis restarted.
-        self.join_group()
-        known = content.get("version")
-        if not isinstance(known, int) or known != queue_version(self.site.pk):
-            self.send_snapshot()
+        await self.join_group()
+        current = await _db(queue_version, self.site_id)
+        if not isinstance(known, int) or isinstance(known, bool) or known != current:
+            await hub().changed(self.hub_key, current, force=self)
 
-    def queue_changed(self, event):
-        if event.get("version", 0) <= self.sent_version:
-            return  # an earlier snapshot already included this change
-        if not self.still_allowed():
-            self.close(code=self.close_code)
+    async def queue_changed(self, event):
+        version = event.get("version")
+        if isinstance(version, int) and version > self.sent_version and self.registered:
+            await hub().changed(self.hub_key, version)
+
+    async def join_group(self):
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def start(self) -> None:
+        """Accepted and authorised: start sending, join the hub, send the first snapshot."""
+        self.outbox: asyncio.Queue = asyncio.Queue(maxsize=settings.LIVE_SEND_BACKLOG)
+        await self.join_group()
+        await self.accept()
+        self.writer = asyncio.create_task(self._write())
+        hub().add(self)
+        self.registered = True
+        await hub().welcome(self)
+
+    def push(self, version: int, text: str, *, force: bool = False) -> None:
+        """Queue a snapshot for this socket; never waits for it to be sent."""
+        if self.dropping or (version <= self.sent_version and not force):
             return
-        self.send_snapshot()
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            logger.info("Closing a live socket that fell behind (site %s)", self.site_id)
+            self.drop(CLOSE_TOO_SLOW)
+            return
+        self.sent_version = max(self.sent_version, version)
 
-    def join_group(self):
-        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
+    def drop(self, code: int) -> None:
+        """Close this socket without waiting for it (it may be the slow one)."""
+        if self.dropping:
+            return
+        self.dropping = True
+        self.closing = asyncio.create_task(self._close(code))
 
-    def disconnect(self, code):
-        if self.group:
+    async def _close(self, code: int) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+        try:
+            await asyncio.wait_for(self.close(code=code), settings.LIVE_SEND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.info("A live socket did not take its close in time (site %s)", self.site_id)
+
+    async def _write(self) -> None:
+        while True:
+            text = await self.outbox.get()
             try:
-                async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+                await asyncio.wait_for(
+                    self.send(text_data=text), settings.LIVE_SEND_TIMEOUT_SECONDS
+                )
+            except TimeoutError:
+                self.drop(CLOSE_TOO_SLOW)
+                return
+
+    async def disconnect(self, code):
+        if self.writer is not None:
+            self.writer.cancel()
+        if self.registered:
+            self.registered = False
+            await hub().remove(self)
+        for group in self.groups_joined():
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:
-                logger.info("Could not leave %s on disconnect", self.group, exc_info=True)
+                logger.info("Could not leave %s on disconnect", group, exc_info=True)
 
-    def still_allowed(self) -> bool:
-        raise NotImplementedError
-
-    def send_snapshot(self):
-        raise NotImplementedError
+    def groups_joined(self) -> list[str]:
+        return [self.group] if self.group else []
 
 
 class BoardConsumer(_QueueSocket):
     """/ws/queue/<site>/ — the live queue for signed-in staff of that site."""
 
-    def connect(self):
-        user = self.scope.get("user")
+    kind = BOARD
+
+    async def connect(self):
         slug = self.scope["url_route"]["kwargs"]["site"]
-        self.site = Site.objects.filter(slug=slug, is_active=True).first()
-        if user is None or not can(user, "queue.view_queue", self.site):
-            self.close(code=CLOSE_FORBIDDEN)
+        found = await _db(_authorise_board, self.scope.get("user"), slug, self.scope.get("session"))
+        if found is None:
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.user = user
-        self.group = realtime.staff_group(self.site.pk)
-        self.join_group()
+        site, self.perms_key, session_key, session_hash = found
+        self.site_id = site.pk
+        self.user_id = self.scope["user"].pk
+        self.identity = (session_key, self.user_id, session_hash)
+        self.group = realtime.staff_group(site.pk)
         # Ending the session or every session of the account closes this socket at once.
-        self.account_groups = [realtime.user_group(user.pk)]
-        session_key = self.scope["session"].session_key
-        if session_key:
-            self.account_groups.append(realtime.session_group(session_key))
+        self.account_groups = [
+            realtime.user_group(self.user_id),
+            realtime.session_group(session_key),
+        ]
         for group in self.account_groups:
-            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
-        self.accept()
-        self.send_snapshot()
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.start()
 
-    def session_ended(self, event):
-        self.close(code=CLOSE_SESSION_ENDED)
+    async def session_ended(self, event):
+        self.drop(CLOSE_SESSION_ENDED)
 
-    def disconnect(self, code):
-        super().disconnect(code)
-        for group in getattr(self, "account_groups", ()):
-            try:
-                async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
-            except Exception:
-                logger.info("Could not leave %s on disconnect", group, exc_info=True)
-
-    def still_allowed(self) -> bool:
-        """The session still exists and its user still works here with the same role. A
-        session that has ended (signed out, expired after the idle time, password changed)
-        closes with 4401, so the page shows the screen lock; a lost role with 4403."""
-        self.close_code = CLOSE_SESSION_ENDED
-        session = self.scope.get("session")
-        if session is None:
-            return False
-        session_key = session.session_key
-        if not session_key or not session.exists(session_key):
-            return False
-        fresh = session.__class__(session_key)
-        if str(fresh.get(SESSION_KEY)) != str(self.user.pk) or not fresh.get(BACKEND_SESSION_KEY):
-            return False
-        # scope["user"] is Channels' lazy wrapper, whose type has no manager: ask the model.
-        user = get_user_model().objects.filter(pk=self.user.pk).first()
-        if user is None or not constant_time_compare(
-            fresh.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
-        ):
-            return False
-        self.user = user
-        self.close_code = CLOSE_FORBIDDEN
-        return can(user, "queue.view_queue", self.site)
-
-    def send_snapshot(self):
-        snapshot = queue_snapshot(site=self.site)
-        html = render_to_string(
-            "queues/_board_live.html",
-            {"snapshot": snapshot, "perms_here": board_permissions(self.user, self.site)},
-        )
-        self.sent_version = snapshot.version
-        self.send_json({"type": "snapshot", "version": snapshot.version, "html": html})
+    def groups_joined(self) -> list[str]:
+        return [*super().groups_joined(), *getattr(self, "account_groups", ())]
 
 
 class DisplayConsumer(_QueueSocket):
     """/ws/display/<token>/ — the waiting-room TV: ticket codes and rooms only."""
 
-    def connect(self):
-        self.token = self.scope["url_route"]["kwargs"]["token"]
-        self.site = Site.objects.filter(display_token=self.token, is_active=True).first()
-        if self.site is None:
-            self.close(code=CLOSE_FORBIDDEN)
+    kind = DISPLAY
+
+    async def connect(self):
+        token = self.scope["url_route"]["kwargs"]["token"]
+        site = await _db(_display_site, token)
+        if site is None:
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = realtime.display_group(self.site.pk)
-        self.join_group()
-        self.accept()
-        self.send_snapshot()
-
-    def still_allowed(self) -> bool:
-        # A rotated link disconnects every screen that still uses the old one.
-        return Site.objects.filter(
-            pk=self.site.pk, display_token=self.token, is_active=True
-        ).exists()
-
-    def send_snapshot(self):
-        snapshot = display_snapshot(site=self.site)
-        html = render_to_string("queues/_display_live.html", {"display": snapshot})
-        self.sent_version = snapshot.version
-        self.send_json({"type": "snapshot", "version": snapshot.version, "html": html})
-
-
-def board_permissions(user, site) -> dict[str, bool]:
-    return {
-        "call": can(user, "queue.call_arrival", site),
-        "presence": can(user, "queue.mark_presence", site),
-        "close_day": can(user, "queue.close_day", site),
-        "check_in": can(user, "queue.check_in", site),
-    }
+        self.site_id = site.pk
+        # A rotated link disconnects every screen that still uses the old one (the rotation
+        # bumps the version, and every change checks the link first).
+        self.identity = (token,)
+        self.group = realtime.display_group(site.pk)
+        await self.start()

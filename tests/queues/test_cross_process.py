@@ -338,3 +338,78 @@ def test_check_in_and_call_answer_in_normal_time_when_redis_hangs(
     assert len(warnings) == 2
     assert all(r.getMessage().startswith("Could not broadcast queue change") for r in warnings)
     assert not any("Marcus" in r.getMessage() for r in caplog.records)
+
+
+# --- a server stopping --------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_server_stopped_with_open_screens_exits_and_they_carry_on_at_the_other_one(
+    transactional_db, tmp_path, shared_redis, other_process, site, front_desk, clinician
+):
+    # SIGTERM (docker stop, a deploy) with screens open: the server closes them as "going
+    # away / restarting" and exits well within docker's 10 seconds; the page reconnects to the
+    # other process and its first snapshot holds every change made in between.
+    stopping = start_asgi_server(tmp_path, redis_url=shared_redis)
+    try:
+        with contextlib.ExitStack() as stack:
+            board = stack.enter_context(open_socket(stopping, f"/ws/queue/{site.slug}/", clinician))
+            tv = stack.enter_context(open_socket(stopping, f"/ws/display/{site.display_token}/"))
+            asked = stop_with_screens_open(stopping, board, tv)
+        check_in(site=site, by=front_desk, name="Marcus Lee")
+        realtime.hints_wait()
+        # Within 10 seconds of being asked (docker stop's wait before it kills).
+        stopping.process.wait(timeout=max(0.0, asked + 10 - time.monotonic()))
+    finally:
+        stop_asgi_server(stopping)
+    with open_socket(other_process, f"/ws/queue/{site.slug}/", clinician) as again:
+        assert "Marcus Lee" in next_snapshot(again)["html"]
+    with open_socket(other_process, f"/ws/display/{site.display_token}/") as again:
+        assert "K-1" in next_snapshot(again)["html"]
+
+
+def stop_with_screens_open(server, board, tv) -> float:
+    """SIGTERM the server while `board` and `tv` are open; both are closed by it. Returns when
+    it was asked to stop."""
+    next_snapshot(board)
+    next_snapshot(tv)
+    asked = time.monotonic()
+    server.process.terminate()
+    for ws in (board, tv):
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=TIMEOUT)
+    return asked
+
+
+def silent_socket(server, path: str, user) -> socket.socket:
+    """A websocket opened by hand that then never reads nor answers again (a phone that went
+    out of reach): the server's close handshake with it can never finish."""
+    cookie = session_cookie_for(user)
+    port = int(server.url.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    raw.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.url}\r\n"
+            f"Cookie: {cookie['name']}={cookie['value']}\r\n\r\n"
+        ).encode()
+    )
+    assert raw.recv(12) == b"HTTP/1.1 101"
+    return raw
+
+
+@pytest.mark.redis
+def test_a_server_stops_in_time_even_when_screens_never_answer_its_close(
+    transactional_db, tmp_path, shared_redis, site, clinician
+):
+    stopping = start_asgi_server(tmp_path, redis_url=shared_redis)
+    with contextlib.ExitStack() as stack:
+        try:
+            for _ in range(3):
+                stack.callback(silent_socket(stopping, f"/ws/queue/{site.slug}/", clinician).close)
+            stopping.process.terminate()
+            stopping.process.wait(timeout=10)
+        finally:
+            stop_asgi_server(stopping)
