@@ -861,6 +861,11 @@ def report(args, latency: dict, plain: dict, bursts: dict, setup: str) -> None:
             f"| {screens} | {got['rate']:.1f} | {got['errors']} | {post} | {catch_up} "
             f"| {per_screen} |"
         )
+    reconnects = {
+        screens: got["reconnects"] for screens, got in bursts.items() if got.get("reconnects")
+    }
+    for screens, count in reconnects.items():
+        print(f"During the burst with {screens} screens open, screens reconnected {count} times.")
 
 
 async def bench(args, servers, plain_urls: dict, sites: dict, names) -> tuple:
