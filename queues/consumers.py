@@ -44,6 +44,7 @@ from django.utils import timezone, translation
 from clinic.models import Membership, Site
 from clinic.sites import site_perms
 from queues import realtime
+from queues.board import BOARD_PERMISSIONS
 from queues.selectors import display_snapshot, queue_snapshot, queue_version
 
 logger = logging.getLogger(__name__)
@@ -57,12 +58,6 @@ CLOSE_TOO_SLOW = 1013
 
 BOARD = "board"
 DISPLAY = "display"
-BOARD_PERMISSIONS = {
-    "call": "queue.call_arrival",
-    "presence": "queue.mark_presence",
-    "close_day": "queue.close_day",
-    "check_in": "queue.check_in",
-}
 VIEW_QUEUE = "queue.view_queue"
 # A built snapshot is reused for a socket that connects or re-syncs at the same version only
 # while this fresh (its wait labels are rendered at build time).
@@ -80,12 +75,6 @@ def board_fragment(snapshot, perms_here: dict[str, bool]) -> str:
 
 def display_fragment(snapshot) -> str:
     return render_to_string("queues/_display_live.html", {"display": snapshot})
-
-
-def board_permissions(user, site) -> dict[str, bool]:
-    """What the board's buttons may do for `user` at `site` (one query)."""
-    granted = site_perms(user, site)
-    return {name: perm in granted for name, perm in BOARD_PERMISSIONS.items()}
 
 
 def _perms_key(perms: dict[str, bool]) -> tuple[bool, ...]:
