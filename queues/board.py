@@ -11,6 +11,7 @@ row, and every value that comes from the database is escaped. The frame around t
 (headings, column heads, "nobody is waiting") stays in templates/queues/_board_live.html.
 """
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,6 +73,103 @@ def board_live_html(snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> SafeS
 
 def board_rows(snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> BoardRows:
     return _RowWriter(snapshot, perms).rows()
+
+
+# --- the fragment in parts, so that a screen can be sent only what changed ---------------------
+
+# The board's sections, in the order shown; each holds the table of the same name. The last is
+# shown only when it has rows.
+SECTIONS = ("waiting", "in_progress", "finished")
+
+_SECTION = re.compile(r'<section\b[^>]*\bdata-section="(\w+)".*?</section>', re.DOTALL)
+_HEADING = re.compile(r"<h2\b.*?</h2>", re.DOTALL)
+# A row's wait label and its "long" mark change every minute without a change in the queue;
+# the screens tick them themselves (static/js/live.js), so rows are compared without them.
+_WAIT_LABEL = re.compile(r'(<span class="wait)(?: long)?("[^>]*>)[^<]*(</span>)')
+
+
+class _Marked(BoardRows):
+    """The rows as the template sees them, each table's body a marker to split the frame by."""
+
+    @property
+    def waiting_html(self) -> SafeString:
+        return mark_safe(_marker("waiting"))  # noqa: S308 (a constant)
+
+    @property
+    def in_progress_html(self) -> SafeString:
+        return mark_safe(_marker("in_progress"))  # noqa: S308 (a constant)
+
+    @property
+    def finished_html(self) -> SafeString:
+        return mark_safe(_marker("finished"))  # noqa: S308 (a constant)
+
+
+def _marker(table: str) -> str:
+    return f"<!--rows:{table}-->"
+
+
+@dataclass(frozen=True)
+class LiveBoard:
+    """The live fragment (`html`, what `board_live_html` gives) and its parts: each table's
+    rows, and each section's frame with its table empty (None: the section is not shown)."""
+
+    html: str
+    rows: BoardRows
+    sections: dict[str, str | None]
+
+    def heading(self, section: str) -> str | None:
+        frame = self.sections[section]
+        found = _HEADING.search(frame) if frame else None
+        return found.group(0) if found else None
+
+    def steady_rows(self, table: str) -> dict[int, str]:
+        """The table's rows by arrival, for comparing: as written, less the wait labels."""
+        return {pk: _WAIT_LABEL.sub(r"\1\2\3", html) for pk, html in getattr(self.rows, table)}
+
+
+def board_live(snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> LiveBoard:
+    """`board_live_html` with its parts, in one render."""
+    rows = board_rows(snapshot, perms)
+    marked = _Marked(rows.waiting, rows.in_progress, rows.finished)
+    frame = render_to_string(
+        "queues/_board_live.html", {"snapshot": snapshot, "perms_here": perms, "rows": marked}
+    )
+    html, empty = frame, frame
+    for table in SECTIONS:
+        html = html.replace(_marker(table), BoardRows.joined(getattr(rows, table)))
+        empty = empty.replace(_marker(table), "")
+    sections = dict.fromkeys(SECTIONS)
+    sections.update((m.group(1), m.group(0)) for m in _SECTION.finditer(empty))
+    return LiveBoard(html=html, rows=rows, sections=sections)
+
+
+def board_patch(old: LiveBoard, new: LiveBoard) -> dict:
+    """What turns a screen showing `old` into `new`: each section whose frame changed (its
+    heading alone when only that did), and for each table whose rows changed, its order and the
+    rows added or changed (rows that differ only by their wait label are not sent)."""
+    patch = {"sections": {}, "headings": {}, "tables": {}}
+    for name in SECTIONS:
+        before, after = old.sections[name], new.sections[name]
+        rebuilt = before != after and (
+            before is None
+            or after is None
+            or before.replace(old.heading(name), "") != after.replace(new.heading(name), "")
+        )
+        if rebuilt:
+            patch["sections"][name] = after
+        elif before != after:
+            patch["headings"][name] = new.heading(name)
+        rows = getattr(new.rows, name)
+        if rebuilt and not rows:
+            continue  # the new frame is the whole section
+        if not rebuilt and getattr(old.rows, name) == rows:
+            continue
+        was, now = old.steady_rows(name), new.steady_rows(name)
+        sent = {pk: html for pk, html in rows if pk not in was or was[pk] != now[pk]}
+        order = [pk for pk, _html in rows]
+        if rebuilt or sent or order != list(was):
+            patch["tables"][name] = {"order": order, "rows": sent}
+    return {part: value for part, value in patch.items() if value}
 
 
 def _url_maker(name: str, **kwargs) -> Callable[[int], str]:

@@ -44,7 +44,7 @@ from django.utils import timezone, translation
 from clinic.models import Membership, Site
 from clinic.sites import site_perms
 from queues import realtime
-from queues.board import BOARD_PERMISSIONS
+from queues.board import BOARD_PERMISSIONS, board_live, board_patch
 from queues.selectors import display_snapshot, queue_snapshot, queue_version
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,6 @@ REUSE_SECONDS = 10.0
 
 
 # --- rendering (one function per fragment; the polling views render the same) -----------------
-
-
-def board_fragment(snapshot, perms_here: dict[str, bool]) -> str:
-    return render_to_string(
-        "queues/_board_live.html", {"snapshot": snapshot, "perms_here": perms_here}
-    )
 
 
 def display_fragment(snapshot) -> str:
@@ -115,7 +109,22 @@ def _close_connection() -> None:
 class Built:
     version: int
     at: float
-    texts: dict = field(default_factory=dict)  # permission key (None for the TV) -> text
+    texts: dict = field(default_factory=dict)  # permission key (None for the TV) -> snapshot
+    boards: dict = field(default_factory=dict)  # permission key -> LiveBoard, to patch from
+    patches: dict = field(default_factory=dict)  # (from version, permission key) -> patch
+
+    def patch_from(self, base: "Built", key) -> str | None:
+        """The patch frame from `base` to this build for `key`, computed once; None when a
+        patch cannot be made (`base` did not build `key`, or is not older)."""
+        if base.version >= self.version or key not in base.boards or key not in self.boards:
+            return None
+        cached = (base.version, key)
+        if cached not in self.patches:
+            patch = board_patch(base.boards[key], self.boards[key])
+            self.patches[cached] = json.dumps(
+                {"type": "patch", "from": base.version, "version": self.version, **patch}
+            )
+        return self.patches[cached]
 
 
 def _build(kind: str, site_id: int, keys: set) -> Built | None:
@@ -127,13 +136,12 @@ def _build(kind: str, site_id: int, keys: set) -> Built | None:
         if kind == DISPLAY:
             snapshot = display_snapshot(site=site)
             texts = {None: _frame(snapshot.version, display_fragment(snapshot))}
+            boards = {}
         else:
             snapshot = queue_snapshot(site=site)
-            texts = {
-                key: _frame(snapshot.version, board_fragment(snapshot, _perms_dict(key)))
-                for key in keys
-            }
-    return Built(version=snapshot.version, at=time.monotonic(), texts=texts)
+            boards = {key: board_live(snapshot, _perms_dict(key)) for key in keys}
+            texts = {key: _frame(snapshot.version, board.html) for key, board in boards.items()}
+    return Built(version=snapshot.version, at=time.monotonic(), texts=texts, boards=boards)
 
 
 def _frame(version: int, html: str) -> str:
@@ -260,6 +268,7 @@ class _Hub:
             if not sockets:
                 return
             sockets = await self._admit(hub_key, sockets)
+            base = self.built.get(hub_key)
             built = await self._build(hub_key, {s.perms_key for s in sockets}, version or 0)
             if built is None:
                 for s in sockets:
@@ -267,6 +276,11 @@ class _Hub:
                 return
             self.done[hub_key] = built.version
         for s in sockets:
+            if s is not force and base is not None and s.sent_version == base.version:
+                patch = built.patch_from(base, s.perms_key)
+                if patch is not None:
+                    s.push(built.version, patch)
+                    continue
             s.push(built.version, built.texts[s.perms_key], force=s is force)
 
     async def welcome(self, socket) -> None:

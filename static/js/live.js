@@ -1,5 +1,10 @@
-// Live snapshots over a websocket, with a polling fallback. The server sends whole snapshots
-// tagged with a version; anything not newer than what is shown is ignored.
+// Live snapshots over a websocket, with a polling fallback. Everything is tagged with a version
+// and anything not newer than what is shown is ignored. A board's socket sends a whole snapshot
+// on connect and after a sync, and otherwise a patch from the version shown to the next: the
+// sections and headings that changed, and for each table that changed its order and its new or
+// changed rows (keyed by arrival). A patch that does not start from the version shown asks for a
+// sync, which brings a snapshot. Either way the focused control keeps its focus and the place the
+// worker is looking at keeps its place on the screen.
 // The screen lock (lock.js) stops and restarts it through window.Threshold.live; when the
 // session has ended it shows the lock rather than reloading (which would lose what was typed).
 (function () {
@@ -22,17 +27,118 @@
   }
 
   function apply(msg) {
-    if (!msg || msg.type !== "snapshot" || typeof msg.version !== "number") return;
-    if (msg.version <= version) return;
-    var focused = document.activeElement && document.activeElement.getAttribute("data-focus-key");
-    version = msg.version;
-    root.innerHTML = msg.html;
-    root.setAttribute("data-version", String(version));
-    if (focused) {
-      var again = root.querySelector('[data-focus-key="' + focused + '"]');
-      if (again) again.focus();
+    if (!msg || typeof msg.version !== "number" || msg.version <= version) return;
+    if (msg.type === "snapshot") {
+      keepPlace(function () { root.innerHTML = msg.html; return true; });
+    } else if (msg.type !== "patch") {
+      return;
+    } else if (msg.from !== version || !keepPlace(function () { return patch(msg); })) {
+      sync(); // a gap (or a screen not as the server thinks): a snapshot comes back
+      return;
     }
+    version = msg.version;
+    root.setAttribute("data-version", String(version));
     tickWaits();
+  }
+
+  // --- patches -------------------------------------------------------------------------------
+
+  var SECTIONS = ["waiting", "in_progress", "finished"];
+
+  function own(object, key) {
+    return Object.prototype.hasOwnProperty.call(object || {}, key);
+  }
+
+  function section(name) {
+    return root.querySelector('[data-section="' + name + '"]');
+  }
+
+  function parse(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    return holder.content.firstElementChild;
+  }
+
+  function placeSection(name, html) {
+    var old = section(name);
+    var fresh = html === null ? null : parse(html);
+    if (old && fresh) old.replaceWith(fresh);
+    else if (old) old.remove();
+    else if (fresh) {
+      var next = null;
+      for (var i = SECTIONS.indexOf(name) + 1; i < SECTIONS.length && !next; i++) next = section(SECTIONS[i]);
+      root.insertBefore(fresh, next);
+    }
+  }
+
+  // Rows that did not change stay the same elements: only what is new, changed or in a new
+  // place is touched. False when the screen does not hold what the patch starts from.
+  function patch(msg) {
+    var rows = {};
+    root.querySelectorAll("tr[data-arrival]").forEach(function (tr) {
+      rows[tr.getAttribute("data-arrival")] = tr;
+    });
+    SECTIONS.forEach(function (name) {
+      if (own(msg.sections, name)) placeSection(name, msg.sections[name]);
+      var place = own(msg.headings, name) && section(name);
+      var heading = place && place.querySelector("h2");
+      if (heading) heading.replaceWith(parse(msg.headings[name]));
+    });
+    return SECTIONS.every(function (name) {
+      return !own(msg.tables, name) || placeRows(name, msg.tables[name], rows);
+    });
+  }
+
+  function placeRows(name, table, rows) {
+    var place = section(name);
+    var body = place && place.querySelector("tbody");
+    if (!body) return table.order.length === 0;
+    Object.keys(table.rows || {}).forEach(function (id) {
+      var fresh = parse(table.rows[id]);
+      if (rows[id] && rows[id].parentNode === body) rows[id].replaceWith(fresh);
+      rows[id] = fresh;
+    });
+    for (var i = 0; i < table.order.length; i++) {
+      var row = rows[String(table.order[i])];
+      if (!row) return false;
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    }
+    while (body.children.length > table.order.length) body.lastElementChild.remove();
+    return true;
+  }
+
+  // --- the worker's place --------------------------------------------------------------------
+
+  // Runs `change` and puts back the focus (on the control with the same data-focus-key) and
+  // the scroll: the focused control, else the first row in view, stays where it was on the
+  // screen; without either, the window keeps its scroll position. Returns what `change` did.
+  function keepPlace(change) {
+    var active = document.activeElement;
+    var focusKey = active && root.contains(active) ? active.getAttribute("data-focus-key") : null;
+    var x = window.scrollX, y = window.scrollY;
+    var anchor = focusKey ? '[data-focus-key="' + focusKey + '"]' : rowInView();
+    var before = anchor && root.querySelector(anchor).getBoundingClientRect().top;
+    var done = change();
+    if (focusKey && document.activeElement !== root.querySelector('[data-focus-key="' + focusKey + '"]')) {
+      var again = root.querySelector('[data-focus-key="' + focusKey + '"]');
+      if (again) again.focus({preventScroll: true});
+    }
+    var now = anchor && root.querySelector(anchor);
+    window.scrollTo(x, y);
+    if (now) window.scrollBy(0, now.getBoundingClientRect().top - before);
+    return done;
+  }
+
+  // The first row at least partly in view, as a selector; none when the page is not scrolled.
+  function rowInView() {
+    if (window.scrollY <= 0) return null;
+    var rows = root.querySelectorAll("tr[data-arrival]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getBoundingClientRect().bottom > 0) {
+        return 'tr[data-arrival="' + rows[i].getAttribute("data-arrival") + '"]';
+      }
+    }
+    return null;
   }
 
   // The session ended (signed out, idle, elsewhere): the lock if this page has one.

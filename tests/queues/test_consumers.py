@@ -32,6 +32,7 @@ from queues.consumers import CLOSE_FORBIDDEN, CLOSE_SESSION_ENDED
 from queues.selectors import queue_version
 from tests.conftest import session_cookie_for
 from tests.factories import check_in
+from tests.queues.screens import Screen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,9 +125,20 @@ async def refused(communicator) -> int:
 
 
 async def next_snapshot(communicator) -> dict:
-    message = await communicator.receive_json_from(timeout=TIMEOUT)
-    assert message["type"] == "snapshot"
+    """The next frame; a patch comes with "html", the whole board as the page shows it then."""
+    return screen_takes(communicator, await communicator.receive_json_from(timeout=TIMEOUT))
+
+
+def screen_takes(holder, message: dict) -> dict:
+    """`message`, after the screen of `holder` (a socket) took it (tests/queues/screens.py)."""
+    assert message["type"] in ("snapshot", "patch")
     assert isinstance(message["version"], int)
+    if not hasattr(holder, "screen"):
+        holder.screen = Screen()
+    taken = holder.screen.take(message)
+    if message["type"] == "patch":
+        assert taken, "a patch from a version the screen does not hold"
+        return {**message, "html": holder.screen.html}
     return message
 
 

@@ -29,6 +29,7 @@ from queues import realtime, services
 from queues.models import Arrival, State
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
 from tests.factories import check_in
+from tests.queues.test_consumers import screen_takes
 
 TIMEOUT = 10  # seconds; generous, only ever reached when something is broken
 QUIET = 1  # how long "nothing arrives" is watched for
@@ -82,10 +83,8 @@ def open_socket(server, path: str, user=None):
 
 
 def next_snapshot(ws) -> dict:
-    message = json.loads(ws.recv(timeout=TIMEOUT))
-    assert message["type"] == "snapshot"
-    assert isinstance(message["version"], int)
-    return message
+    """The next frame; a patch comes with "html", the whole board as the page shows it then."""
+    return screen_takes(ws, json.loads(ws.recv(timeout=TIMEOUT)))
 
 
 def nothing_arrives(ws) -> bool:
