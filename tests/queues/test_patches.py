@@ -6,12 +6,14 @@ A screen is rebuilt from the frames as static/js/live.js rebuilds it (tests/queu
 and after every step of a day's work it must show exactly what a fresh snapshot shows."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from queues import services
-from queues.board import board_live, board_live_html, board_permissions
+from queues.board import board_live, board_live_html, board_patch, board_permissions
 from queues.models import Arrival
 from queues.selectors import queue_snapshot
 from tests.factories import check_in
@@ -51,6 +53,26 @@ def test_the_parts_put_back_together_are_the_board_s_fragment(site, front_desk, 
     snapshot = queue_snapshot(site=site)
     perms = board_permissions(clinician, site)
     assert board_live(snapshot, perms).html == board_live_html(snapshot, perms)
+
+
+def test_rows_whose_wait_label_alone_changed_are_not_sent(site, front_desk, clinician):
+    people = [check_in(site=site, by=front_desk, name=f"Person {i}") for i in range(5)]
+    perms = board_permissions(clinician, site)
+    now = timezone.now()
+    before = board_live(queue_snapshot(site=site, now=now), perms)
+    an_hour_on = board_live(queue_snapshot(site=site, now=now + timedelta(minutes=61)), perms)
+    assert an_hour_on.html != before.html  # "1 h 01" and the long-wait mark
+    assert board_patch(before, an_hour_on) == {}
+
+    late = check_in(site=site, by=front_desk, name="Marcus Lee")
+    later = board_live(queue_snapshot(site=site, now=now + timedelta(minutes=62)), perms)
+    patch = board_patch(before, later)
+    assert patch["tables"] == {
+        "waiting": {
+            "order": [p.pk for p in [*people, late]],
+            "rows": {late.pk: dict(later.rows.waiting)[late.pk]},
+        }
+    }
 
 
 def test_a_check_in_reaches_an_open_board_as_a_patch_with_only_the_new_row(
