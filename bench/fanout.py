@@ -18,8 +18,10 @@ check-in's answer every screen holds the final version.
 
 Each measurement uses a site of its own, with --waiting people already waiting, so every N
 sees the same board. A screen "holds" the highest version it was sent (`message_version`
-finds it in any message: a full snapshot today, a patch later). Point it at a scratch
-database: it migrates it and leaves its bench sites, staff and check-ins behind.
+finds it in any message: a full snapshot on connect, a patch after a change); the message
+column gives the size of the last one a screen got and of the snapshot it got on connect.
+Point it at a scratch database: it migrates it and leaves its bench sites, staff and check-ins
+behind.
 
     .venv/bin/python bench/fanout.py [--runs 25] [--ns 0,1,10,50,100]
     .venv/bin/python bench/fanout.py --quick          # a smoke run, a minute or so
@@ -175,6 +177,7 @@ class Screen:
         self.reached: list[tuple[float, int]] = []  # (time, version), versions increasing
         self.messages = 0
         self.last_message = ""
+        self.first_size = 0  # the snapshot sent on connect, in bytes
         self.reconnects = 0
         self.closed_with: int | None = None
         self.connected = asyncio.Event()
@@ -190,6 +193,8 @@ class Screen:
     def _received(self, raw) -> None:
         moment = time.perf_counter()
         self.messages += 1
+        if self.messages == 1:
+            self.first_size = len(raw.encode() if isinstance(raw, str) else raw)
         version = message_version(raw)
         if version is None or version <= self.held:
             return
@@ -647,7 +652,7 @@ async def measure_latency(args, servers, site: dict, n: int, names, pool) -> dic
     fleet = Fleet()
     desks = [FrontDesk(server.url, site["desks"][0]) for server in servers]
     poller = Poller(servers[0].url, site["screens"][0])
-    result = {"post": [], "last": [], "first": [], "size": 0, "message": ""}
+    result = {"post": [], "last": [], "first": [], "size": 0, "snapshot": 0, "message": ""}
     try:
         await open_boards(fleet, servers, site, n, args.timeout)
         for i in range(args.warmup + args.runs):
@@ -674,6 +679,7 @@ async def measure_latency(args, servers, site: dict, n: int, names, pool) -> dic
         if n:
             sizes = [len(s.last_message.encode()) for s in fleet.screens]
             result["size"] = int(statistics.median(sizes))
+            result["snapshot"] = int(statistics.median(s.first_size for s in fleet.screens))
             result["message"] = fleet.screens[0].last_message
             result["reconnects"] = sum(s.reconnects for s in fleet.screens)
     finally:
@@ -694,6 +700,10 @@ async def measure_plain(args, plain_url: str, n: int, message: str) -> list[floa
             payload = json.loads(message) if message else {"html": ""}
         except ValueError:
             payload = {"text": message}
+        if isinstance(payload, dict):
+            # A patch's base would read as a gap: the plain clients have no versions to patch.
+            for key in BASE_KEYS:
+                payload.pop(key, None)
         await control.send(json.dumps({"payload": payload}))
         await control.recv()
         await fleet.open([(f"{plain_url}/", None, None)] * n, args.timeout)
@@ -790,6 +800,10 @@ async def measure_burst(args, servers, site: dict, screens: int, names) -> dict:
 NONE, TIMES = "\u2013", "\u00d7"  # an en dash, a multiplication sign
 
 
+def kb(size: int) -> str:
+    return f"{size / 1024:,.0f} KB" if size >= 10 * 1024 else f"{size / 1024:.1f} KB"
+
+
 def ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -802,7 +816,7 @@ def report(args, latency: dict, plain: dict, bursts: dict, setup: str) -> None:
         "| open board screens | check-in POST answered, p50 / p95 "
         "| last screen updated after a check-in, p50 / p95 "
         "| a plain websocket broadcast to as many clients, p50 / p95: compressed as the "
-        "app's server does / uncompressed | ratio (p95) | message |"
+        "app's server does / uncompressed | ratio (p95) | message after a check-in |"
     )
     print("|---|---|---|---|---|---|")
     for n in args.ns:
@@ -820,7 +834,8 @@ def report(args, latency: dict, plain: dict, bursts: dict, setup: str) -> None:
             f"{percentile(got['last'], 95) / percentile(plain[n][kind], 95):,.0f}{TIMES}"
             for kind in PLAIN
         )
-        print(f"| {n} | {post} | {last} | {bases} | {ratios} | {got['size'] / 1024:.0f} KB |")
+        message = f"{kb(got['size'])} (snapshot on connect {kb(got['snapshot'])})"
+        print(f"| {n} | {post} | {last} | {bases} | {ratios} | {message} |")
     print()
     for n, allowed in TARGET_BROADCASTS.items():
         if n not in latency:

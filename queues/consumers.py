@@ -18,7 +18,7 @@ A board that holds the version built before gets a patch to the new one, not the
 keyed by arrival, each changed table's order, and the headings or sections that changed; rows
 whose wait label alone changed are not sent (the page ticks those). A socket that connects,
 syncs from another version or missed a version gets a full snapshot, as does the TV (its
-snapshot is a few hundred bytes). With 300 waiting a check-in sends each board about 2.5 KB
+snapshot is a few hundred bytes). With 300 waiting a check-in sends each board about 3 KB
 instead of 300 KB.
 
 Ending a session, a password change, a removed role or membership close that account's or
