@@ -1,11 +1,13 @@
 """A board patched in place: while others check people in and call them, the worker at a board
 keeps the focus on the button they were at, and that button stays where it was on the screen;
-the board gets patches, not whole snapshots, and ends up as a reload would show it."""
+the board gets patches, not whole snapshots, stays accessible (axe-core) and ends up as a
+reload would show it."""
 
 import json
 
 import pytest
 
+from tests.browser.axe import assert_accessible
 from tests.browser.test_live_queue import (
     BOARD_LIVE_TEXT,
     DESK,
@@ -114,6 +116,7 @@ def test_focus_and_place_stay_while_others_check_in_and_call(
 
     assert frames[0] == "snapshot" and frames[1:] == ["patch"] * 3
     assert not board.reloaded()
+    assert_accessible(page)
     patched = page.evaluate(SHOWN)
     page.reload()
     expect(page.locator("#live-status")).to_have_text(BOARD_LIVE_TEXT)

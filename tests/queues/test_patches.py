@@ -19,10 +19,12 @@ from queues.selectors import queue_snapshot
 from tests.factories import check_in
 from tests.queues.screens import Screen, shown
 from tests.queues.test_consumers import (
+    PAGE,
     QUIET,
     TIMEOUT,
     board_path,
     connected,
+    display_path,
     layer,  # noqa: F401  (fixture)
     run,
     socket,
@@ -291,5 +293,17 @@ def test_with_300_waiting_one_check_in_sends_a_few_kilobytes_not_the_whole_board
             screen.take(json.loads(snapshot))
             assert screen.take(json.loads(patch))
             assert screen.html == shown(await a_fresh_board(site, clinician))
+
+    run(scenario)
+
+
+def test_the_waiting_room_display_keeps_getting_whole_snapshots(layer, site, front_desk):  # noqa: F811
+    async def scenario():
+        async with socket(display_path(site.display_token), PAGE) as tv:
+            first = await connected(tv)
+            await a_check_in(site=site, by=front_desk, name="Marcus Lee")
+            frame = await next_frame(tv)
+            assert frame["type"] == "snapshot" and frame["version"] > first["version"]
+            assert "Marcus" not in frame["html"]
 
     run(scenario)
