@@ -65,8 +65,10 @@
     if (old && fresh) old.replaceWith(fresh);
     else if (old) old.remove();
     else if (fresh) {
-      var next = null;
-      for (var i = SECTIONS.indexOf(name) + 1; i < SECTIONS.length && !next; i++) next = section(SECTIONS[i]);
+      var next = null; // the next section shown, if any
+      for (var i = SECTIONS.indexOf(name) + 1; i < SECTIONS.length && !next; i++) {
+        next = section(SECTIONS[i]);
+      }
       root.insertBefore(fresh, next);
     }
   }
@@ -119,10 +121,8 @@
     var anchor = focusKey ? '[data-focus-key="' + focusKey + '"]' : rowInView();
     var before = anchor && root.querySelector(anchor).getBoundingClientRect().top;
     var done = change();
-    if (focusKey && document.activeElement !== root.querySelector('[data-focus-key="' + focusKey + '"]')) {
-      var again = root.querySelector('[data-focus-key="' + focusKey + '"]');
-      if (again) again.focus({preventScroll: true});
-    }
+    var again = focusKey && root.querySelector(anchor);
+    if (again && document.activeElement !== again) again.focus({preventScroll: true});
     var now = anchor && root.querySelector(anchor);
     window.scrollTo(x, y);
     if (now) window.scrollBy(0, now.getBoundingClientRect().top - before);
