@@ -7,58 +7,50 @@ of what a check-in costs. Keeping connections (CONN_MAX_AGE) does not help there
 belongs to a thread that ends with its request, so it is never used again nor closed in
 time, and they pile up until PostgreSQL refuses new ones.
 
-Here each request borrows one of settings.HTTP_THREADS long-lived threads for all of its
-synchronous code and gives it back when the response is sent. Up to that many requests run
-at once per process; the next ones wait, first come first served. Each thread keeps its
-connection between requests (CONN_MAX_AGE; Django's request signals still close one that is
-too old or broken), so a process never holds more than HTTP_THREADS connections for pages.
+Here the synchronous code of every request runs on one pool of settings.HTTP_THREADS
+long-lived threads, each keeping its connection between requests (CONN_MAX_AGE): a process
+holds at most that many connections for pages, and runs at most that many pieces of
+synchronous code at once; the next wait, first come first served. Only the synchronous code
+holds a thread: a request body still arriving or a response still being sent to a slow
+phone holds none, so slow clients cannot keep others waiting.
+
+A request's synchronous steps (the request_started signal, the middleware and view, closing
+the response) may so run on different threads of the pool; nested calls still come back to
+their caller's thread (asgiref). Django keeps nothing per thread from one step to the next
+but the database connection, and each step first does what Django's request signals do for
+the connection of its thread (close it when too old, broken or left in a transaction, and
+check it before its next use), so no step meets a connection only another thread looked at.
 """
 
-import asyncio
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections
+
+
+def _kept(fn, /, *args, **kwargs):
+    close_old_connections()
+    return fn(*args, **kwargs)
+
+
+class Threads(ThreadPoolExecutor):
+    """The pool: every piece of work first looks after its thread's connection."""
+
+    def __init__(self, threads: int):
+        super().__init__(max_workers=threads, thread_name_prefix="http")
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(_kept, fn, *args, **kwargs)
 
 
 class ThreadsASGIHandler(ASGIHandler):
     def __init__(self, threads: int):
         super().__init__()
-        self.threads = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"http-{number}")
-            for number in range(threads)
-        ]
-        self._idle = deque(self.threads)
-        self._waiting: deque[asyncio.Future] = deque()
+        self.threads = Threads(threads)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django serves HTTP here, not {scope['type']}.")
-        thread = await self._borrow()
-        try:
-            async with ThreadSensitiveContext(executor=thread):
-                await self.handle(scope, receive, send)
-        finally:
-            self._give_back(thread)
-
-    async def _borrow(self) -> ThreadPoolExecutor:
-        if self._idle:  # nobody is waiting whenever a thread is idle
-            return self._idle.popleft()
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            return await turn
-        except asyncio.CancelledError:
-            # The client went away while waiting; a thread handed over meanwhile goes on.
-            if turn.done() and not turn.cancelled():
-                self._give_back(turn.result())
-            raise
-
-    def _give_back(self, thread: ThreadPoolExecutor) -> None:
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(thread)
-                return
-        self._idle.append(thread)
+        async with ThreadSensitiveContext(executor=self.threads):
+            await self.handle(scope, receive, send)

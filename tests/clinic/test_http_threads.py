@@ -1,13 +1,14 @@
-"""Pages under ASGI run on HTTP_THREADS long-lived threads (clinic/http_threads.py): at most
-that many at once, the rest in turn, and each thread's database connection kept between
-requests, so a server process holds a bounded number of connections however many requests
-it answers.
+"""Pages under ASGI run their synchronous code on HTTP_THREADS long-lived threads
+(clinic/http_threads.py): at most that many at once, the rest in turn, and each thread's
+database connection kept between requests, so a server process holds a bounded number of
+connections however many requests it answers.
 
 Every wait here is a deadline that only a broken server reaches; none measures speed.
 """
 
 import asyncio
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,61 +23,83 @@ from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_serv
 THREADS = 3
 
 
-def run_requests(handler: ThreadsASGIHandler, count: int) -> tuple[int, set[int]]:
-    """Send `count` requests at once to `handler`, whose Django part is replaced by one that
-    holds its thread a moment; the most that ran at once, and the threads they ran on."""
-    running, most, threads = 0, 0, set()
-
-    def work():
-        threads.add(threading.get_ident())
-
-    async def handle(scope, receive, send):
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await sync_to_async(work)()
-        await asyncio.sleep(0.01)
-        await sync_to_async(work)()
-        running -= 1
-
+def run(handler: ThreadsASGIHandler, handle, scopes: list[dict]) -> None:
+    """Send a request for each of `scopes` at once to `handler`, with `handle` in place of
+    Django's part."""
     handler.handle = handle
 
     async def main():
-        await asyncio.gather(*(handler({"type": "http"}, None, None) for _ in range(count)))
+        await asyncio.gather(*(handler(scope, None, None) for scope in scopes))
 
     asyncio.run(main())
-    return most, threads
 
 
-def test_requests_share_a_fixed_set_of_threads_and_take_turns():
+def test_synchronous_code_runs_on_a_fixed_set_of_threads_a_few_at_a_time():
     handler = ThreadsASGIHandler(THREADS)
+    lock, running, most, threads = threading.Lock(), [0], [0], set()
 
-    most, threads = run_requests(handler, 20)
-    again = run_requests(handler, 20)[1]
+    def work():
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            threads.add(threading.get_ident())
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
 
-    assert most == THREADS
-    assert len(threads) == THREADS
-    assert again == threads  # the same threads, request after request
+    async def handle(scope, receive, send):
+        await sync_to_async(work)()
+        await sync_to_async(work)()
+
+    run(handler, handle, [{"type": "http"}] * 20)
+    first = set(threads)
+    run(handler, handle, [{"type": "http"}] * 20)
+
+    assert most[0] == THREADS
+    assert len(first) == THREADS
+    assert threads == first  # the same threads, request after request
 
 
-def test_a_request_that_gives_up_waiting_does_not_keep_a_thread():
+def test_a_slow_client_holds_no_thread():
+    """A body still arriving (or a response still being sent) waits without a thread: with
+    one thread, another request's code runs meanwhile."""
     handler = ThreadsASGIHandler(1)
+    served = []
 
-    async def slow(scope, receive, send):
-        await asyncio.sleep(0.05)
+    async def handle(scope, receive, send):
+        if scope["slow"]:
+            await asyncio.sleep(0.5)  # its body trickles in
+        await sync_to_async(served.append)(scope["slow"])
 
-    handler.handle = slow
+    run(handler, handle, [{"type": "http", "slow": True}, {"type": "http", "slow": False}])
 
-    async def main():
-        first = asyncio.create_task(handler({"type": "http"}, None, None))
-        waiting = asyncio.create_task(handler({"type": "http"}, None, None))
-        await asyncio.sleep(0.01)
-        waiting.cancel()  # its client went away before its turn
-        await first
-        await asyncio.wait_for(handler({"type": "http"}, None, None), timeout=5)
+    assert served == [False, True]
 
-    asyncio.run(main())
-    assert len(handler._idle) == 1
+
+@pytest.mark.django_db(transaction=True)
+def test_each_step_first_replaces_its_threads_connection_when_too_old():
+    handler = ThreadsASGIHandler(1)
+    seen = []
+
+    def work(expire: bool):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        seen.append(connection.connection)
+        if expire:
+            connection.close_at = time.monotonic() - 1  # as CONN_MAX_AGE would
+        return threading.get_ident()
+
+    async def handle(scope, receive, send):
+        scope["thread"] = await sync_to_async(work)(scope["expire"])
+
+    scopes = [{"type": "http", "expire": expire} for expire in (False, True, False)]
+    for scope in scopes:
+        run(handler, handle, [scope])
+    handler.threads.submit(lambda: connection.close()).result()
+
+    assert len({scope["thread"] for scope in scopes}) == 1
+    assert seen[1] is seen[0]  # kept
+    assert seen[2] is not seen[1]  # too old: closed before the next step, a new one opened
 
 
 def test_only_http_reaches_django():
