@@ -12,7 +12,9 @@ later run (another commit) measures the same queue; use a scratch database.
 Signed in as a clinician (who sees every row button), it times each page --runs times after
 --warmup requests and prints the median, the HTML size, the number of SQL queries, the time
 per extra person between sizes and overall from the smallest to the largest size. Settings as
-in production (DEBUG off), the in-memory channel layer.
+in production (DEBUG off), the in-memory channel layer. Next to each median time, the median
+CPU time of this process (Django's side, without PostgreSQL's): on a busy machine the time
+a request takes grows with the load, its CPU time much less.
 
     .venv/bin/python bench/board_render.py \\
         --database-url postgres://threshold_owner@127.0.0.1:5432/threshold_bench [--runs 15]
@@ -112,14 +114,16 @@ def measure(client, path: str, *, runs: int, warmup: int) -> dict:
     ):
         response = client.get(path, secure=True)
     assert response.status_code == 200, response.status_code
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         client.get(path, secure=True)
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
     return {
         "ms": statistics.median(times),
         "min": min(times),
+        "cpu": statistics.median(cpu),
         "bytes": len(response.content),
         "queries": len(queries),
     }
@@ -180,22 +184,24 @@ def main() -> None:
         for name, path in pages.items():
             results[name][size] = r = measure(client, path, runs=args.runs, warmup=args.warmup)
             print(
-                f"  {size:5} waiting  {name:14} median {r['ms']:7.1f} ms  (min {r['min']:6.1f})  "
+                f"  {size:5} waiting  {name:14} median {r['ms']:7.1f} ms  (min {r['min']:6.1f}, "
+                f"this process's CPU {r['cpu']:6.1f})  "
                 f"{r['bytes'] / 1024:7.1f} KB  {r['queries']:3} queries",
                 flush=True,
             )
 
     print(f"\nMedian of {args.runs} requests (ms), and the cost of each extra person waiting:")
     for name, by_size in results.items():
-        row = "  ".join(f"{size}: {by_size[size]['ms']:.1f}" for size in sizes)
-        print(f"  {name:14} {row}")
-        for low, high in itertools.pairwise(sizes):
-            slope = (by_size[high]["ms"] - by_size[low]["ms"]) / (high - low)
-            print(f"  {'':14}   {low} → {high}: {slope:.3f} ms per person")
-        if len(sizes) > 1:
-            low, high = sizes[0], sizes[-1]
-            slope = (by_size[high]["ms"] - by_size[low]["ms"]) / (high - low)
-            print(f"  {'':14}   {low} → {high} overall: {slope:.3f} ms per person")
+        for key, what in (("ms", "time"), ("cpu", "CPU")):
+            row = "  ".join(f"{size}: {by_size[size][key]:.1f}" for size in sizes)
+            print(f"  {name:14} {what:4} {row}")
+            for low, high in itertools.pairwise(sizes):
+                slope = (by_size[high][key] - by_size[low][key]) / (high - low)
+                print(f"  {'':19}   {low} → {high}: {slope:.3f} ms per person")
+            if len(sizes) > 1:
+                low, high = sizes[0], sizes[-1]
+                slope = (by_size[high][key] - by_size[low][key]) / (high - low)
+                print(f"  {'':19}   {low} → {high} overall: {slope:.3f} ms per person")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,22 @@
 
 Everything passes clinic/edge.py first: request limits, forwarded headers removed, and a
 websocket's Origin checked exactly (scheme, host and port). Websockets carry the Django
-session; each consumer then checks the user's role and site before joining a group.
+session; each consumer then checks the user's role and site before joining a group. Pages
+run on a fixed set of threads that keep their database connections (clinic/http_threads.py).
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+
+from clinic.http_threads import ThreadsASGIHandler  # noqa: E402
+
+django_asgi_app = ThreadsASGIHandler(settings.HTTP_THREADS)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

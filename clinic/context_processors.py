@@ -7,9 +7,15 @@ def current_site(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    # A view behind site_permission_required has asked already: no query again.
     site = getattr(request, "site", None) or sites.current_site(request)
+    my_sites = getattr(request, "user_sites", None)
     return {
         "current_site": site,
-        "my_sites": sites.user_sites(user),
-        "perms": sites.SitePerms(sites.site_perms(user, site)),
+        "my_sites": sites.user_sites(user) if my_sites is None else my_sites,
+        "perms": sites.SitePerms(
+            sites.request_site_perms(request)
+            if getattr(request, "site", None) is not None
+            else sites.site_perms(user, site)
+        ),
     }

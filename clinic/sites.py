@@ -10,7 +10,7 @@ from functools import wraps
 from django.contrib.auth.models import Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Min
+from django.db.models import Exists, Min, OuterRef, Q
 
 from clinic import roles
 from clinic.models import Membership, Site
@@ -40,7 +40,10 @@ def current_site(request) -> Site | None:
     """The site chosen in this session, else the user's home site: the one where they were
     first given a membership (not the first by name: a director later added to other sites
     keeps landing where they work)."""
-    sites = list(user_sites(request.user))
+    return _chosen(request, list(user_sites(request.user)))
+
+
+def _chosen(request, sites: list[Site]) -> Site | None:
     if not sites:
         return None
     wanted = request.session.get(SESSION_SITE_KEY)
@@ -48,6 +51,18 @@ def current_site(request) -> Site | None:
         if site.pk == wanted:
             return site
     return min(sites, key=lambda site: site.joined)
+
+
+def _granting(user, perms: tuple[str, ...]) -> Q:
+    """Memberships of `user` with a role that grants one of `perms`."""
+    wanted = Q()
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        wanted |= Q(
+            roles__permissions__codename=codename,
+            roles__permissions__content_type__app_label=app_label,
+        )
+    return Q(user=user) & wanted
 
 
 def can(user, perm: str, site: Site | None) -> bool:
@@ -65,6 +80,15 @@ def can(user, perm: str, site: Site | None) -> bool:
         roles__permissions__codename=codename,
         roles__permissions__content_type__app_label=app_label,
     ).exists()
+
+
+def request_site_perms(request) -> frozenset[str]:
+    """site_perms for the request's user at request.site, asked once per request (the page
+    and its navigation both need them)."""
+    held = getattr(request, "_site_perms", None)
+    if held is None:
+        held = request._site_perms = site_perms(request.user, getattr(request, "site", None))
+    return held
 
 
 def site_perms(user, site: Site | None) -> frozenset[str]:
@@ -125,17 +149,24 @@ def directed_sites(user):
 
 def site_permission_required(*perms: str):
     """View decorator: sets request.site, or 403 unless a role the user holds at the current
-    site grants one of `perms` (login page for anonymous users)."""
+    site grants one of `perms` (login page for anonymous users).
+
+    One query: the user's sites, each marked with whether a role there grants one of `perms`
+    (the rule of `can`). They are kept as request.user_sites for the page's site menu."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            site = current_site(request)
-            if not any(can(request.user, perm, site) for perm in perms):
+            granting = Membership.objects.filter(
+                _granting(request.user, perms), site=OuterRef("pk")
+            )
+            sites = list(user_sites(request.user).annotate(allowed=Exists(granting)))
+            site = _chosen(request, sites)
+            if site is None or not site.allowed:
                 raise PermissionDenied
-            request.site = site
+            request.site, request.user_sites = site, sites
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -12,7 +12,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -183,9 +183,7 @@ def _check_in_locked(
             person.save(update_fields=changed)
 
     day = timezone.localdate(now, site.tz)
-    counter, _created = TicketCounter.objects.select_for_update().get_or_create(site=site, day=day)
-    counter.last += 1
-    counter.save(update_fields=["last"])
+    number = _take_ticket_number(site, day)
 
     arrival = Arrival.objects.create(
         site=site,
@@ -194,8 +192,8 @@ def _check_in_locked(
         urgent=urgent,
         urgent_reason=urgent_reason,
         day=day,
-        ticket_number=counter.last,
-        ticket=f"{site.ticket_prefix}-{counter.last}",
+        ticket_number=number,
+        ticket=f"{site.ticket_prefix}-{number}",
         arrived_at=now,
         appointment_at=appointment_at,
         state=State.WAITING,
@@ -542,8 +540,38 @@ def site_rotate_display_token(*, site: Site) -> Site:
 
 def queue_version_bump(site_id: int) -> None:
     """Bump the site's queue version (in the caller's transaction) and schedule the hint."""
-    if not QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1):
+    version = _increment(QueueClock, "version", site_id=site_id)
+    if version is None:
         QueueClock.objects.get_or_create(site_id=site_id)
-        QueueClock.objects.filter(site_id=site_id).update(version=F("version") + 1)
-    version = QueueClock.objects.values_list("version", flat=True).get(site_id=site_id)
+        version = _increment(QueueClock, "version", site_id=site_id)
     realtime.queue_changed(site_id=site_id, version=version)
+
+
+def _take_ticket_number(site: Site, day) -> int:
+    """The next ticket number at `site` on `day`; the counter's row stays locked until the
+    caller's transaction ends, so two check-ins never get the same one."""
+    number = _increment(TicketCounter, "last", site_id=site.pk, day=day)
+    if number is None:
+        TicketCounter.objects.get_or_create(site=site, day=day)
+        number = _increment(TicketCounter, "last", site_id=site.pk, day=day)
+    return number
+
+
+def _increment(model, field: str, **where) -> int | None:
+    """Add one to `field` of the row of `model` matching `where` and return the new value, in
+    one statement (UPDATE … RETURNING, which also locks the row like SELECT … FOR UPDATE); None
+    when there is no such row. Django's update() cannot return the value it wrote."""
+    meta = model._meta
+    column = connection.ops.quote_name(meta.get_field(field).column)
+    conditions = " AND ".join(
+        f"{connection.ops.quote_name(meta.get_field(name).column)} = %s" for name in where
+    )
+    params = [meta.get_field(name).get_db_prep_value(v, connection) for name, v in where.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {column} = {column} + 1 "  # noqa: S608 (names from the model)
+            f"WHERE {conditions} RETURNING {column}",
+            params,
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]

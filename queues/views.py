@@ -12,9 +12,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic.models import Room, Site
-from clinic.sites import can, site_permission_required
+from clinic.sites import can, request_site_perms, site_permission_required
 from queues import services
-from queues.board import board_live_html, board_permissions
+from queues.board import BOARD_PERMISSIONS, board_live_html
 from queues.errors import QueueError
 from queues.forms import CallNextForm, CheckInForm, HandOffForm, PeopleSearchForm, RoomForm
 from queues.models import Arrival, EventKind, State
@@ -162,14 +162,16 @@ def _namesakes(form: CheckInForm) -> list:
     data = form.cleaned_data
     if data.get("person_obj") or data.get("confirm_new"):
         return []
-    # A repeated tap of a check-in that went through: let it find that arrival, not ask again.
-    if Arrival.objects.filter(site=form.site, nonce=data["nonce"]).exists():
-        return []
-    return [
+    namesakes = [
         p
         for p in people_search(site=form.site, query=data["name"])
         if p.name.casefold() == data["name"].strip().casefold()
     ]
+    # A repeated tap of a check-in that went through: let it find that arrival, not ask again.
+    # (Asked only when there is someone to ask about: the service looks the nonce up anyway.)
+    if namesakes and Arrival.objects.filter(site=form.site, nonce=data["nonce"]).exists():
+        return []
+    return namesakes
 
 
 def _today_at(site: Site, value) -> datetime | None:
@@ -215,13 +217,19 @@ def person_matches(request):
 # --- board ------------------------------------------------------------------------------------
 
 
+def _board_permissions(request) -> dict[str, bool]:
+    """board_permissions, from the permissions the page's navigation asks for anyway."""
+    held = request_site_perms(request)
+    return {name: perm in held for name, perm in BOARD_PERMISSIONS.items()}
+
+
 @never_cache
 @require_GET
 @site_permission_required("queue.view_queue")
 def board(request):
     site = request.site
     snapshot = queue_snapshot(site=site)
-    perms = board_permissions(request.user, site)
+    perms = _board_permissions(request)
     return render(
         request,
         "queues/board.html",
@@ -241,7 +249,7 @@ def board(request):
 def board_live(request):
     """The same snapshot the websocket sends, for screens whose socket cannot connect."""
     snapshot = queue_snapshot(site=request.site)
-    html = board_live_html(snapshot, board_permissions(request.user, request.site))
+    html = board_live_html(snapshot, _board_permissions(request))
     return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import connection
 
 from tests.conftest import ROOT, _test_database_url
 
@@ -70,3 +71,31 @@ def test_the_fanout_benchmark_runs_end_to_end(settings):
     assert re.search(r"^\| 0 \| [\d.]+ \| 0 \| ", out, re.MULTILINE)
     assert re.search(r"^\| 2 \| [\d.]+ \| 0 \| [\d.,]+ / [\d.,]+ \| -?[\d.,]+ ms \|", out, re.M)
     assert "did not stop on SIGTERM" not in out
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_http_path_benchmark_runs_end_to_end(settings):
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DATABASE_OWNER_URL": _test_database_url(owner=True) if settings.DATABASE_OWNER else "",
+    }
+    tiny = "--threads 1,2 --checkins 6 --clients 2 --processes 1"
+    connection.close()  # the script counts every backend on the database but its own
+    result = subprocess.run(
+        [sys.executable, "bench/http_path.py", *tiny.split()],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # One row per HTTP_THREADS, no errors; one process of 1 or 2 threads holds 1 or 2 backends.
+    rows = re.findall(
+        r"^\| (\d) \| [\d.]+ \| (\d+) \| [^|]+\|[^|]+\| [\d.]+ \| (\d+) \|", result.stdout, re.M
+    )
+    assert [(threads, errors) for threads, errors, _most in rows] == [("1", "0"), ("2", "0")]
+    assert all(int(most) <= int(threads) for threads, _errors, most in rows)
