@@ -114,6 +114,20 @@
     nameInput.focus();
   });
 
+  // A phone's on-screen keyboard (and a pinch zoom) shrinks only the visual viewport, so a
+  // button stuck to the bottom of the page would sit behind it: lift it to where it can be seen.
+  var viewport = window.visualViewport;
+  var submitBar = form.querySelector(".check-in-submit");
+  if (viewport && submitBar) {
+    var lift = function () {
+      var layoutHeight = document.documentElement.clientHeight;
+      var hidden = layoutHeight - viewport.height - viewport.offsetTop;
+      submitBar.style.bottom = Math.max(0, Math.round(hidden)) + "px";
+    };
+    viewport.addEventListener("resize", lift);
+    viewport.addEventListener("scroll", lift);
+  }
+
   form.addEventListener("submit", function (event) {
     // "Find" (Enter in a field submits with it) shows the page again with the people found.
     if (event.submitter && event.submitter.name === "find") return;

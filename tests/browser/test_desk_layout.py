@@ -151,6 +151,29 @@ def test_check_in_button_stays_in_sight_with_a_phone_keyboard_open(
     assert_accessible(page)
 
 
+# The button's box against the visual viewport (what is on the glass), not the layout one.
+_IN_VISUAL_VIEWPORT = """button => {
+  const box = button.getBoundingClientRect(), view = window.visualViewport;
+  return box.top >= view.offsetTop - 1 && box.bottom <= view.offsetTop + view.height + 1;
+}"""
+
+
+def test_check_in_button_stays_in_sight_when_only_the_visual_viewport_shrinks(
+    asgi_server, site, clinic_services, desk_cookie, chromium
+):
+    """Phones' browsers open the keyboard over the page: the layout viewport keeps its size
+    and only the visual one shrinks (a pinch zoom, emulated here, does the same)."""
+    screen = Screen(chromium, asgi_server, viewport=PHONE, cookie=desk_cookie)
+    page = screen.page
+    page.goto("/queue/")
+    button = page.get_by_role("button", name="Check in", exact=True)
+    page.context.new_cdp_session(page).send("Emulation.setPageScaleFactor", {"pageScaleFactor": 2})
+    page.wait_for_function("window.visualViewport.height < 500")
+    expect(button).to_be_visible()
+    page.wait_for_function(_IN_VISUAL_VIEWPORT, arg=button.element_handle(), timeout=5000)
+    assert screen.errors == []
+
+
 @pytest.fixture
 def busy_day(site, clinic_services, front_desk, clinician, room):
     """Three waiting (one urgent, one stepped out), one called, one with staff, one done."""
