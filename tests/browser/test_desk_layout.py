@@ -70,11 +70,11 @@ def chromium(asgi_server):
         browser.close()
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, *, full_page: bool = False) -> None:
     folder = os.environ.get("SHOTS_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
 
 def in_sight(page, locator) -> bool:
@@ -223,6 +223,7 @@ def test_board_on_a_phone_fits_its_width(asgi_server, busy_day, clinician_cookie
         box = control.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width, control.text_content()
     shoot(page, "board-phone-390x844")
+    shoot(page, "board-phone-390-whole-page", full_page=True)
     assert_fits_and_reachable(page)
     assert screen.errors == []
 
