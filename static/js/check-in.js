@@ -43,6 +43,56 @@
     timer = window.setTimeout(search, 150);
   });
 
+  // Enter in a field checks in, as the big button does. Left to the browser, Enter would press
+  // the form's first submit button: a person found as typed, or the hidden "Find". After the
+  // namesake question Enter asks it again: only a tap adds someone new with the same name.
+  form.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.isComposing) return;
+    var field = event.target;
+    if (field.tagName !== "INPUT" || /^(button|submit|reset|image|file)$/.test(field.type)) return;
+    event.preventDefault();
+    if (askNew) form.requestSubmit();
+    else form.requestSubmit(button);
+  });
+
+  // Escape closes what the form opened: "More details", the namesake question, the people
+  // found as typed (the name stays as typed).
+  function closeDetails(target) {
+    var details = target.closest && target.closest("details[open]");
+    if (!details) return false;
+    details.open = false;
+    details.querySelector("summary").focus();
+    return true;
+  }
+
+  function closeQuestion() {
+    var errors = document.getElementById("form-errors");
+    if (errors) errors.remove();
+    matches.innerHTML = "";
+    askNew = false;
+    form.removeAttribute("data-ask-new");
+    button.removeAttribute("name");
+    button.textContent = button.getAttribute("data-plain-label");
+    button.className = "primary big";
+    nameInput.focus();
+  }
+
+  form.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.isComposing) return;
+    if (closeDetails(event.target)) {
+      event.preventDefault();
+    } else if (askNew) {
+      event.preventDefault();
+      closeQuestion();
+    } else if (matches.textContent.trim() && personInput.value === "") {
+      event.preventDefault();
+      window.clearTimeout(timer);
+      lastQuery = nameInput.value.trim();  // shown again once the name changes
+      matches.innerHTML = "";
+      nameInput.focus();
+    }
+  });
+
   matches.addEventListener("click", function (event) {
     var match = event.target.closest(".match");
     if (!match || askNew) return;
@@ -63,6 +113,20 @@
     clearChoice();
     nameInput.focus();
   });
+
+  // A phone's on-screen keyboard (and a pinch zoom) shrinks only the visual viewport, so a
+  // button stuck to the bottom of the page would sit behind it: lift it to where it can be seen.
+  var viewport = window.visualViewport;
+  var submitBar = form.querySelector(".check-in-submit");
+  if (viewport && submitBar) {
+    var lift = function () {
+      var layoutHeight = document.documentElement.clientHeight;
+      var hidden = layoutHeight - viewport.height - viewport.offsetTop;
+      submitBar.style.bottom = Math.max(0, Math.round(hidden)) + "px";
+    };
+    viewport.addEventListener("resize", lift);
+    viewport.addEventListener("scroll", lift);
+  }
 
   form.addEventListener("submit", function (event) {
     // "Find" (Enter in a field submits with it) shows the page again with the people found.
