@@ -6,8 +6,8 @@ from datetime import datetime
 from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from clinic.models import Membership, Person, Site
-from queues.models import ACTIVE_STATES, Arrival, QueueClock, State
+from clinic.models import Membership, Person, Room, Site
+from queues.models import ACTIVE_STATES, Arrival, QueueClock, StaffRoom, State
 
 SEARCH_LIMIT = 8
 DISPLAY_CALLED_LIMIT = 6
@@ -175,6 +175,29 @@ def queue_snapshot(*, site: Site, now: datetime | None = None) -> QueueSnapshot:
         ),
         finished=finished,
         disciplines=disciplines,
+    )
+
+
+@dataclass(frozen=True)
+class MyRoom:
+    """The room a staff member calls people to at a site, and whether they said so today."""
+
+    room: Room | None  # None: the front desk
+    confirmed_today: bool
+
+
+def staff_room(*, site: Site, user, now: datetime | None = None) -> MyRoom:
+    """The remembered room, never one of another site or one taken out of use (then: none)."""
+    remembered = StaffRoom.objects.filter(user=user, site=site).select_related("room").first()
+    if remembered is None:
+        return MyRoom(room=None, confirmed_today=False)
+    room = remembered.room
+    usable = room is not None and room.site_id == site.pk and room.is_active
+    today = timezone.localdate(now or timezone.now(), site.tz)
+    return MyRoom(
+        room=room if usable else None,
+        # A room that went out of use since: asked again, whatever day it was confirmed.
+        confirmed_today=remembered.confirmed_on == today and (usable or room is None),
     )
 
 
