@@ -205,6 +205,9 @@ def staff_room(*, site: Site, user, now: datetime | None = None) -> MyRoom:
 class DisplayCall:
     ticket: str
     room: str
+    # When they were called, in milliseconds: the display chimes for a call newer than any it
+    # has shown (static/js/display.js), so an undone call coming back to the top stays quiet.
+    called_at: int
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ def display_snapshot(*, site: Site) -> DisplaySnapshot:
     called = (
         Arrival.objects.filter(site=site, state=State.CALLED)
         .order_by("-state_changed_at", "-pk")
-        .values_list("ticket", "room__name")[:DISPLAY_CALLED_LIMIT]
+        .values_list("ticket", "room__name", "state_changed_at")[:DISPLAY_CALLED_LIMIT]
     )
     # Ticket order, not line order: the order on screen must not reveal who is urgent. Someone
     # who stepped out keeps their place, so their code stays up too.
@@ -232,7 +235,10 @@ def display_snapshot(*, site: Site) -> DisplaySnapshot:
     )
     return DisplaySnapshot(
         version=version,
-        called=tuple(DisplayCall(ticket=t, room=r or "") for t, r in called),
+        called=tuple(
+            DisplayCall(ticket=t, room=r or "", called_at=int(at.timestamp() * 1000))
+            for t, r, at in called
+        ),
         waiting=tuple(waiting),
     )
 
