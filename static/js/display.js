@@ -58,23 +58,35 @@
     }
   }
 
+  // Pages turn on a clock of their own: snapshots come every few seconds in a busy clinic, and
+  // restarting the clock with each one would keep the first page up for good.
+  var paged = null;
+
+  function turn() {
+    if (!paged) return;
+    page += 1;
+    showPage(paged.list, paged.pages);
+  }
+
   function fit() {
-    if (pageTimer) window.clearInterval(pageTimer);
-    pageTimer = null;
+    paged = null;
     var list = waitingList();
-    if (!list) return;
-    for (var k = 0; k < list.children.length; k++) list.children[k].hidden = false;
-    for (var i = 0; i < SIZES.length; i++) {
-      list.className = SIZES[i];
-      if (!overflows(list)) return;
+    if (list) {
+      for (var k = 0; k < list.children.length; k++) list.children[k].hidden = false;
+      var size = 0;
+      list.className = SIZES[0];
+      while (overflows(list) && size < SIZES.length - 1) {
+        size += 1;
+        list.className = SIZES[size];
+      }
+      var pages = overflows(list) ? pagesOf(list) : [[0, list.children.length]];
+      showPage(list, pages);
+      if (pages.length > 1) paged = {list: list, pages: pages};
     }
-    var pages = pagesOf(list);
-    showPage(list, pages);
-    if (pages.length > 1) {
-      pageTimer = window.setInterval(function () {
-        page += 1;
-        showPage(list, pages);
-      }, PAGE_MS);
+    if (paged && !pageTimer) pageTimer = window.setInterval(turn, PAGE_MS);
+    if (!paged && pageTimer) {
+      window.clearInterval(pageTimer);
+      pageTimer = null;
     }
   }
 

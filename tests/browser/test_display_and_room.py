@@ -132,6 +132,23 @@ def test_two_hundred_waiting_turn_pages_that_each_fit(
     assert display.errors == []
 
 
+def test_pages_keep_turning_while_snapshots_keep_coming(asgi_server, site, front_desk, chromium):
+    in_thread(waiting, site, front_desk, 300)
+    display = open_display(chromium, asgi_server, site, viewport=HD, clock=True)
+    label = display.page.get_by_test_id("page-of")
+    expect(label).to_contain_text("Page 1 of ")
+
+    # A busy clinic: a new snapshot (as live.js puts it in) every 5 seconds, under the 8 a page.
+    for _ in range(2):
+        display.page.clock.run_for(5000)
+        display.page.evaluate(
+            "() => { const r = document.getElementById('display'); r.innerHTML = r.innerHTML; }"
+        )
+
+    expect(label).to_contain_text("Page 2 of ")
+    assert display.errors == []
+
+
 def test_a_quiet_tv_shows_sentences_not_dashes(asgi_server, site, chromium):
     display = open_display(chromium, asgi_server, site, viewport=HD)
 
