@@ -34,11 +34,6 @@ from queues.selectors import (
     staff_room,
 )
 
-# Where the room was kept before it lived in the database (queues.models.StaffRoom, so that a
-# new sign-in finds it). Nothing here writes it any more; the screen lock (clinic/idle.py) still
-# carries it through a lock, which is now a no-op, until the lock's token drops it.
-SESSION_ROOM_KEY = "threshold_room_id"
-
 
 def _back(request, default: str):
     target = request.POST.get("next") or request.GET.get("next")
