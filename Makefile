@@ -7,7 +7,7 @@ TOOLS  := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint format demo-password clean backup lock lock-upgrade audit
+.PHONY: run test install lint format demo-password clean backup display-link lock lock-upgrade audit
 
 # axe-core for the browser tests' accessibility checks (package.json), when npm is here.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -63,10 +63,16 @@ run: install .demo-password
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --password "$$(cat .demo-password)"
 	$(BIN)/python manage.py generate_synthetic --people 300 --days 400 --member director --unless-present
-	@echo "Waiting-room display:"
-	@$(BIN)/python manage.py display_link
+	@$(MAKE) --no-print-directory display-link
 	@echo "Open http://127.0.0.1:8000 and sign in with a demo login above."
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The waiting-room display links of the database `make run` serves (the same settings), the
+# clinic's own site first: `make display-link`, or `make display-link SITE=riverside`.
+display-link: export DEBUG ?= 1
+display-link:
+	@echo "Waiting-room display links (open one on the TV):"
+	@$(BIN)/python manage.py display_link $(if $(SITE),--site "$(SITE)")
 
 # A backup of the database `make run` serves (the same settings), with its uploaded files:
 # `make backup BACKUP_DIR=/somewhere`, default backups/. README: Backups and restore.

@@ -18,9 +18,7 @@ from django.contrib.auth import logout
 from django.core import signing
 from django.utils.functional import cached_property
 
-from clinic.models import Room
 from clinic.sites import SESSION_SITE_KEY, current_site, roles_at, user_sites
-from queues.views import SESSION_ROOM_KEY
 
 BACKGROUND_HEADER = "X-Threshold-Background"
 # [user id, the site chosen in the session (None: their home site), idle seconds there]
@@ -107,8 +105,9 @@ class IdleSessionMiddleware:
 
 class ScreenLock:
     """What a signed-in page hands lock.js: the idle time, and a signed note of whose page
-    it is and which site and room it was for (so that only that person can unlock it, and
-    the unlock can put the site and room back)."""
+    it is and which site it was for (so that only that person can unlock it, and the unlock
+    can put the site back). Their room needs no note: it is kept in the database
+    (queues.models.StaffRoom)."""
 
     def __init__(self, request):
         self.request = request
@@ -124,43 +123,32 @@ class ScreenLock:
     @cached_property
     def token(self) -> str:
         session = self.request.session
-        return unlock_token(
-            user_id=self.request.user.pk,
-            site_id=session.get(SESSION_SITE_KEY),
-            room_id=session.get(SESSION_ROOM_KEY),
-        )
+        return unlock_token(user_id=self.request.user.pk, site_id=session.get(SESSION_SITE_KEY))
 
 
-def unlock_token(*, user_id: int, site_id: int | None, room_id: int | None) -> str:
-    return signing.dumps([user_id, site_id, room_id], salt=_UNLOCK_SALT, compress=False)
+def unlock_token(*, user_id: int, site_id: int | None) -> str:
+    return signing.dumps([user_id, site_id], salt=_UNLOCK_SALT, compress=False)
 
 
-def unlock_token_read(token: str) -> tuple[int, int | None, int | None] | None:
-    """(user id, site id, room id) from a page's token, or None when it is forged, broken or
-    older than the longest sign-in."""
+def unlock_token_read(token: str) -> tuple[int, int | None] | None:
+    """(user id, site id) from a page's token, or None when it is forged, broken or older than
+    the longest sign-in. A page made before rooms moved to the database carries a room id
+    too, ignored: that page still unlocks."""
     try:
         value = signing.loads(token, salt=_UNLOCK_SALT, max_age=settings.SESSION_COOKIE_AGE)
     except signing.BadSignature:
         return None
-    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], int)):
+    if not (isinstance(value, list) and len(value) in (2, 3) and isinstance(value[0], int)):
         return None
-    user_id, site_id, room_id = value
-    return (
-        user_id,
-        site_id if isinstance(site_id, int) else None,
-        room_id if isinstance(room_id, int) else None,
-    )
+    user_id, site_id = value[:2]
+    return user_id, site_id if isinstance(site_id, int) else None
 
 
-def session_restore(request, *, site_id: int | None, room_id: int | None) -> None:
-    """After an unlock: the site and room the page was on, where the user still holds a role
-    at that site and the room is one of its rooms in use there."""
+def session_restore(request, *, site_id: int | None) -> None:
+    """After an unlock: the site the page was on, where the user still holds a role there.
+    No site noted: the page was for their home site, which the new session starts on."""
     if site_id is None:
-        site = current_site(request)  # the page was for their home site
-    else:
-        site = user_sites(request.user).filter(pk=site_id).first()
-        if site is None:
-            return
+        return
+    site = user_sites(request.user).filter(pk=site_id).first()
+    if site is not None:
         request.session[SESSION_SITE_KEY] = site.pk
-    if site and room_id and Room.objects.filter(pk=room_id, site=site, is_active=True).exists():
-        request.session[SESSION_ROOM_KEY] = room_id

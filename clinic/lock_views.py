@@ -28,14 +28,14 @@ def _refused(message: str, *, status: int = 401, **extra) -> JsonResponse:
 @require_POST
 def unlock(request):
     """Sign the page's own user in again, with their password (and code, where needed), and
-    put back the site and room the page was on. Nobody else can unlock it."""
+    put back the site the page was on. Nobody else can unlock it."""
     form = UnlockForm(request.POST)
     owner = idle.unlock_token_read(form.data.get("token", ""))
     if owner is None:
         return _refused(_("This screen is too old to unlock. Please sign in again."), status=400)
     if not form.is_valid():
         return _refused(_("Please enter your password."), status=400)
-    user_id, site_id, room_id = owner
+    user_id, site_id = owner
     owner_user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     user = owner_user and signin.credentials_check(
         request, username=owner_user.get_username(), password=form.cleaned_data["password"]
@@ -57,7 +57,7 @@ def unlock(request):
         if device is None:
             return _refused(_("That code did not work. Please try again."), second_factor=True)
     signin.sign_in(request, user, device)
-    idle.session_restore(request, site_id=site_id, room_id=room_id)
+    idle.session_restore(request, site_id=site_id)
     return JsonResponse({"ok": True, "csrf": get_token(request)})
 
 

@@ -51,6 +51,14 @@ class Site(models.Model):
         default=new_display_token,
         editable=False,
     )
+    display_chime = models.BooleanField(
+        _("chime on the waiting-room display"),
+        default=False,
+        help_text=_(
+            "The waiting-room display plays a short chime when someone is called. Browsers "
+            'only play sound once someone has tapped the display\'s "Tap to turn sound on".'
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     # Empty: clinic.dates.EARLIEST_RECORD. Not a creation date: a site brings in its history
     # from a previous system (import_visits), so its records start before this row was made.

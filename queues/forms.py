@@ -143,6 +143,16 @@ class RoomForm(forms.Form):
         self.fields["room"].queryset = Room.objects.filter(site=site, is_active=True)
 
 
+class RoomConfirmForm(RoomForm):
+    """The day's first call: which room, as large choices for a finger or the arrow keys."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["room"]
+        field.label = _("Where should the people you call go today?")
+        field.widget = forms.RadioSelect(choices=field.choices)
+
+
 class RevisionField(forms.IntegerField):
     """The revision the page was made from. Shown again after a broken one: the current one."""
 

@@ -177,6 +177,33 @@ class ArrivalEvent(models.Model):
         return f"{self.arrival} {self.kind}"
 
 
+class StaffRoom(models.Model):
+    """The room a staff member calls people to at a site, kept across sign-ins.
+
+    A session forgot it at every sign-in, and the waiting-room TV then said "Please come to the
+    front desk". People also change rooms from one day to the next, so the day's first call asks
+    to confirm it: `confirmed_on` is the site's local day it was last chosen or confirmed.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    # Empty: the front desk. A room taken out of use (or deleted) counts as no room.
+    room = models.ForeignKey(
+        Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_on = models.DateField(_("confirmed on"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("staff member's room")
+        verbose_name_plural = _("staff members' rooms")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "site"], name="one_room_per_user_and_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.site}: {self.room or '-'}"
+
+
 class TicketCounter(models.Model):
     """The last ticket number handed out at a site on a local day (locked while taking one)."""
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from clinic.models import Membership, Person, Site
-from queues.models import ACTIVE_STATES, Arrival, QueueClock, State
+from clinic.models import Membership, Person, Room, Site
+from queues.models import ACTIVE_STATES, Arrival, QueueClock, StaffRoom, State
 
 SEARCH_LIMIT = 8
 DISPLAY_CALLED_LIMIT = 6
@@ -179,9 +179,35 @@ def queue_snapshot(*, site: Site, now: datetime | None = None) -> QueueSnapshot:
 
 
 @dataclass(frozen=True)
+class MyRoom:
+    """The room a staff member calls people to at a site, and whether they said so today."""
+
+    room: Room | None  # None: the front desk
+    confirmed_today: bool
+
+
+def staff_room(*, site: Site, user, now: datetime | None = None) -> MyRoom:
+    """The remembered room, never one of another site or one taken out of use (then: none)."""
+    remembered = StaffRoom.objects.filter(user=user, site=site).select_related("room").first()
+    if remembered is None:
+        return MyRoom(room=None, confirmed_today=False)
+    room = remembered.room
+    usable = room is not None and room.site_id == site.pk and room.is_active
+    today = timezone.localdate(now or timezone.now(), site.tz)
+    return MyRoom(
+        room=room if usable else None,
+        # A room that went out of use since: asked again, whatever day it was confirmed.
+        confirmed_today=remembered.confirmed_on == today and (usable or room is None),
+    )
+
+
+@dataclass(frozen=True)
 class DisplayCall:
     ticket: str
     room: str
+    # When they were called, in milliseconds: the display chimes for a call newer than any it
+    # has shown (static/js/display.js), so an undone call coming back to the top stays quiet.
+    called_at: int
 
 
 @dataclass(frozen=True)
@@ -198,7 +224,7 @@ def display_snapshot(*, site: Site) -> DisplaySnapshot:
     called = (
         Arrival.objects.filter(site=site, state=State.CALLED)
         .order_by("-state_changed_at", "-pk")
-        .values_list("ticket", "room__name")[:DISPLAY_CALLED_LIMIT]
+        .values_list("ticket", "room__name", "state_changed_at")[:DISPLAY_CALLED_LIMIT]
     )
     # Ticket order, not line order: the order on screen must not reveal who is urgent. Someone
     # who stepped out keeps their place, so their code stays up too.
@@ -209,7 +235,10 @@ def display_snapshot(*, site: Site) -> DisplaySnapshot:
     )
     return DisplaySnapshot(
         version=version,
-        called=tuple(DisplayCall(ticket=t, room=r or "") for t, r in called),
+        called=tuple(
+            DisplayCall(ticket=t, room=r or "", called_at=int(at.timestamp() * 1000))
+            for t, r, at in called
+        ),
         waiting=tuple(waiting),
     )
 

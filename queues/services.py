@@ -30,6 +30,7 @@ from queues.models import (
     ArrivalEvent,
     EventKind,
     QueueClock,
+    StaffRoom,
     State,
     TicketCounter,
 )
@@ -290,6 +291,17 @@ def _apply(
 def _valid_room(site: Site, room: Room | None) -> Room | None:
     if room is not None and (room.site_id != site.pk or not room.is_active):
         raise QueueError("unknown_room", _("Please pick a room at this site."))
+    return room
+
+
+def staff_room_remember(*, site: Site, user, room: Room | None, now: datetime | None = None):
+    """Remember the room (None: the front desk) `user` calls people to at `site`, as chosen or
+    confirmed today. Refuses a room of another site or one no longer in use."""
+    room = _valid_room(site, room)
+    today = timezone.localdate(now or timezone.now(), site.tz)
+    StaffRoom.objects.update_or_create(
+        user=user, site=site, defaults={"room": room, "confirmed_on": today}
+    )
     return room
 
 

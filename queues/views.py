@@ -11,12 +11,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from clinic.models import Room, Site
+from clinic.models import Site
 from clinic.sites import can, request_site_perms, site_permission_required
 from queues import services
 from queues.board import BOARD_PERMISSIONS, board_live_html
 from queues.errors import QueueError
-from queues.forms import CallNextForm, CheckInForm, HandOffForm, PeopleSearchForm, RoomForm
+from queues.forms import (
+    CallNextForm,
+    CheckInForm,
+    HandOffForm,
+    PeopleSearchForm,
+    RoomConfirmForm,
+    RoomForm,
+)
 from queues.models import Arrival, EventKind, State
 from queues.selectors import (
     display_snapshot,
@@ -24,9 +31,8 @@ from queues.selectors import (
     people_search,
     person_match,
     queue_snapshot,
+    staff_room,
 )
-
-SESSION_ROOM_KEY = "threshold_room_id"
 
 
 def _back(request, default: str):
@@ -41,13 +47,6 @@ def _back(request, default: str):
     ):
         return HttpResponseRedirect(target)
     return redirect(default)
-
-
-def _session_room(request) -> Room | None:
-    room_id = request.session.get(SESSION_ROOM_KEY)
-    if room_id is None:
-        return None  # no room chosen: no query
-    return Room.objects.filter(pk=room_id, site=request.site, is_active=True).first()
 
 
 # --- check-in ---------------------------------------------------------------------------------
@@ -238,7 +237,7 @@ def board(request):
             "perms_here": perms,
             "live_html": board_live_html(snapshot, perms),
             "call_next_form": CallNextForm(site=site),
-            "room_form": RoomForm(site=site, initial={"room": _session_room(request)}),
+            **_room_context(request, perms),
         },
     )
 
@@ -253,13 +252,69 @@ def board_live(request):
     return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
 
 
+# --- rooms: where the people someone calls are sent -------------------------------------------
+
+
+def _room_context(request, perms) -> dict:
+    """The board's room picker, and whether to say that no room is set (only where the site
+    has rooms to choose from, and only to people who call)."""
+    if not perms["call"]:
+        return {}
+    mine = staff_room(site=request.site, user=request.user)
+    form = RoomForm(site=request.site, initial={"room": mine.room})
+    return {
+        "room_form": form,
+        "room_unset": mine.room is None and form.fields["room"].queryset.exists(),
+    }
+
+
+def _room_for_call(request):
+    """(room, None) for a call to go ahead, or (None, response) asking to confirm the room.
+
+    The day's first call asks which room, the remembered one chosen already; the answer comes
+    back to the same address with everything the call carried (nothing typed is lost) and is
+    remembered for the day. A site without rooms has nothing to ask.
+    """
+    site = request.site
+    if "room_confirm" in request.POST:
+        form = RoomConfirmForm(request.POST, site=site)
+        if form.is_valid():
+            room = services.staff_room_remember(
+                site=site, user=request.user, room=form.cleaned_data["room"]
+            )
+            return room, None
+        return None, _room_confirm_page(request, form, status=400)
+    mine = staff_room(site=site, user=request.user)
+    if mine.confirmed_today:
+        return mine.room, None
+    form = RoomConfirmForm(site=site, initial={"room": mine.room.pk if mine.room else ""})
+    if not form.fields["room"].queryset.exists():
+        return None, None
+    return None, _room_confirm_page(request, form)
+
+
+# What a call form carries that the confirmation hands back as it came.
+_NOT_CARRIED = {"csrfmiddlewaretoken", "room", "room_confirm"}
+
+
+def _room_confirm_page(request, form, *, status: int = 200):
+    carried = [(k, v) for k, v in request.POST.items() if k not in _NOT_CARRIED]
+    return render(
+        request,
+        "queues/confirm_room.html",
+        {"form": form, "action": request.path, "carried": carried},
+        status=status,
+    )
+
+
 @require_POST
 @site_permission_required("queue.call_arrival")
 def set_room(request):
     form = RoomForm(request.POST, site=request.site)
     if form.is_valid():
-        room = form.cleaned_data["room"]
-        request.session[SESSION_ROOM_KEY] = room.pk if room else None
+        room = services.staff_room_remember(
+            site=request.site, user=request.user, room=form.cleaned_data["room"]
+        )
         messages.success(
             request,
             _("People you call will be sent to %(room)s.") % {"room": room or _("the front desk")},
@@ -276,11 +331,14 @@ def call_next(request):
     if not form.is_valid():
         messages.error(request, _("Please pick a service this site offers."))
         return redirect("queues:board")
+    room, confirm = _room_for_call(request)
+    if confirm is not None:
+        return confirm
     try:
         arrival = services.arrival_call_next(
             site=request.site,
             by=request.user,
-            room=_session_room(request),
+            room=room,
             service=form.cleaned_data["service"],
         )
     except QueueError as error:
@@ -343,7 +401,12 @@ def arrival_action(request, pk: int, action: str):
     if not (revision.isascii() and revision.isdigit()):
         messages.error(request, _("This screen was out of date; here is the latest."))
         return _back(request, "queues:board")
-    extra = {"room": _session_room(request)} if action == "call" else {}
+    extra = {}
+    if action == "call":
+        room, confirm = _room_for_call(request)
+        if confirm is not None:
+            return confirm
+        extra["room"] = room
     try:
         service(arrival=arrival, by=request.user, revision=int(revision), **extra)
     except QueueError as error:

@@ -1,6 +1,8 @@
 """Management commands: seed_demo, display_link and close_day."""
 
+import os
 import re
+import subprocess
 from io import StringIO
 
 import pytest
@@ -14,6 +16,7 @@ from queues import services
 from queues.models import Arrival, ArrivalEvent, State
 from reports._sql import day_number
 from reports.models import SiteDay, Stale
+from tests.conftest import ROOT, _test_database_url
 from tests.factories import check_in, make_staff
 from visits.models import Visit
 
@@ -163,6 +166,73 @@ def test_display_link_prints_every_active_site_and_honours_base_url(site, other_
         f"Hillside: https://clinic.example.org/queue/display/{other_site.display_token}/",
         f"Riverside: https://clinic.example.org/queue/display/{site.display_token}/",
     ]
+
+
+def test_display_link_puts_the_clinics_sites_first_and_labels_synthetic_ones(site, other_site):
+    synthetic = Site.objects.create(name="Alder Community Health", slug="synthetic-alder")
+    out = StringIO()
+
+    call_command("display_link", stdout=out)
+
+    assert out.getvalue().strip().splitlines() == [
+        f"Hillside: http://127.0.0.1:8000/queue/display/{other_site.display_token}/",
+        f"Riverside: http://127.0.0.1:8000/queue/display/{site.display_token}/",
+        "Alder Community Health (synthetic data for the reports): "
+        f"http://127.0.0.1:8000/queue/display/{synthetic.display_token}/",
+    ]
+
+
+def _as_typed_in_a_shell() -> dict[str, str]:
+    """The environment of someone at a shell in the checkout: none of the tests' settings."""
+    left_out = {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "MAKEFLAGS", "MFLAGS"}
+    return {k: v for k, v in os.environ.items() if k not in left_out}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_make_display_link_works_as_the_readme_says_with_no_configuration(site, settings):
+    synthetic = Site.objects.create(name="Alder Community Health", slug="synthetic-alder")
+    env = {
+        **_as_typed_in_a_shell(),
+        # The database `make run` would have made: here, the tests' own.
+        "DATABASE_URL": _test_database_url(),
+        "DATABASE_OWNER_URL": _test_database_url(owner=True) if settings.DATABASE_OWNER else "",
+    }
+
+    result = subprocess.run(
+        ["make", "-s", "display-link"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "Waiting-room display links (open one on the TV):",
+        f"Riverside: http://127.0.0.1:8000/queue/display/{site.display_token}/",
+        "Alder Community Health (synthetic data for the reports): "
+        f"http://127.0.0.1:8000/queue/display/{synthetic.display_token}/",
+    ]
+
+
+def test_make_run_prints_the_display_links_through_make_display_link():
+    dry_run = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=_as_typed_in_a_shell(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert dry_run.returncode == 0, dry_run.stderr
+    commands = dry_run.stdout.splitlines()
+    links = next(i for i, c in enumerate(commands) if "manage.py display_link" in c)
+    assert any("generate_synthetic" in c for c in commands[:links])
+    assert "runserver" in commands[-1]
 
 
 def test_display_link_link_opens_the_display(client, site):

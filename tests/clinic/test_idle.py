@@ -271,7 +271,7 @@ def test_signed_in_pages_carry_the_lock_with_the_idle_time_and_whose_page_it_is(
     assert "Lock screen" in html
     assert "Alex, enter your password to continue." in html
     token = re.search(r'name="token" value="([^"]+)"', html).group(1)
-    assert unlock_token_read(token) == (clinician.pk, None, None)
+    assert unlock_token_read(token) == (clinician.pk, None)
 
 
 def test_the_admin_locks_too(client, director):

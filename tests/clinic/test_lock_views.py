@@ -1,5 +1,5 @@
 """The screen lock's endpoints: unlock (same person only, password then second factor, site
-and room back where still allowed), the activity ping and locking now."""
+back where still allowed), the activity ping and locking now."""
 
 import time
 
@@ -14,8 +14,7 @@ from clinic import roles
 from clinic.idle import unlock_token
 from clinic.models import Membership
 from clinic.sites import SESSION_SITE_KEY
-from queues import realtime
-from queues.views import SESSION_ROOM_KEY
+from queues import realtime, services
 from tests.factories import RoomFactory, grant
 from tests.helpers import assert_login_redirect
 
@@ -58,11 +57,7 @@ def open_page_then_expire(client, user, url=None) -> str:
     client.force_login(user)
     client.get(url or reverse("queues:board"))
     session = client.session
-    token = unlock_token(
-        user_id=user.pk,
-        site_id=session.get(SESSION_SITE_KEY),
-        room_id=session.get(SESSION_ROOM_KEY),
-    )
+    token = unlock_token(user_id=user.pk, site_id=session.get(SESSION_SITE_KEY))
     Session.objects.all().delete()
     return token
 
@@ -199,63 +194,53 @@ def two_sites(alex, site, other_site):
     """Alex works at both sites; the page was on the other site, calling people to Room 7."""
     grant(alex, other_site, roles.CLINICIAN)
     room = RoomFactory(site=other_site, name="Room 7")
+    services.staff_room_remember(site=other_site, user=alex, room=room)
     return other_site, room
 
 
-def page_on(client, user, site, room) -> str:
+def page_on(client, user, site) -> str:
     client.force_login(user)
     session = client.session
     session[SESSION_SITE_KEY] = site.pk
-    session[SESSION_ROOM_KEY] = room.pk
     session.save()
     return open_page_then_expire(client, user)
 
 
-def test_unlock_puts_back_the_site_and_room_the_page_was_on(browser, alex, two_sites):
+def test_unlock_puts_back_the_site_the_page_was_on_and_its_room_is_still_theirs(
+    browser, alex, two_sites
+):
     other_site, room = two_sites
-    token = page_on(browser, alex, other_site, room)
+    token = page_on(browser, alex, other_site)
 
     assert unlock(browser, token, PASSWORD).status_code == 200
 
     assert browser.session[SESSION_SITE_KEY] == other_site.pk
-    assert browser.session[SESSION_ROOM_KEY] == room.pk
-    assert browser.get(reverse("queues:board")).context["current_site"] == other_site
+    board = browser.get(reverse("queues:board"))
+    assert board.context["current_site"] == other_site
+    assert board.context["room_form"]["room"].value() == room.pk
 
 
 def test_unlock_leaves_out_a_site_where_the_person_no_longer_works(browser, alex, site, two_sites):
-    other_site, room = two_sites
-    token = page_on(browser, alex, other_site, room)
+    other_site, _room = two_sites
+    token = page_on(browser, alex, other_site)
     Membership.objects.filter(user=alex, site=other_site).delete()
 
     assert unlock(browser, token, PASSWORD).status_code == 200
 
     assert SESSION_SITE_KEY not in browser.session
-    assert SESSION_ROOM_KEY not in browser.session
     assert browser.get(reverse("queues:board")).context["current_site"] == site
 
 
-def test_unlock_leaves_out_a_room_no_longer_in_use(browser, alex, two_sites):
+def test_a_page_locked_before_rooms_moved_to_the_database_still_unlocks(browser, alex, two_sites):
     other_site, room = two_sites
-    token = page_on(browser, alex, other_site, room)
-    room.is_active = False
-    room.save()
+    open_page_then_expire(browser, alex)
+    # The token of such a page: [user id, site id, room id].
+    token = signing.dumps([alex.pk, other_site.pk, room.pk], salt="clinic.idle.unlock")
 
     assert unlock(browser, token, PASSWORD).status_code == 200
 
     assert browser.session[SESSION_SITE_KEY] == other_site.pk
-    assert SESSION_ROOM_KEY not in browser.session
-
-
-def test_unlock_never_puts_back_a_room_of_another_site(browser, alex, site, other_site):
-    grant(alex, other_site, roles.CLINICIAN)
-    elsewhere = RoomFactory(site=other_site, name="Room 9")
-    token = unlock_token(user_id=alex.pk, site_id=site.pk, room_id=elsewhere.pk)
-    open_page_then_expire(browser, alex)
-
-    assert unlock(browser, token, PASSWORD).status_code == 200
-
-    assert browser.session[SESSION_SITE_KEY] == site.pk
-    assert SESSION_ROOM_KEY not in browser.session
+    assert "threshold_room_id" not in browser.session
 
 
 # --- second factor ------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def test_queue_snapshot_never_includes_another_sites_arrivals(
 
 def test_display_snapshot_holds_only_ticket_codes_and_room_names():
     assert [f.name for f in dataclasses.fields(DisplaySnapshot)] == ["version", "called", "waiting"]
-    assert [f.name for f in dataclasses.fields(DisplayCall)] == ["ticket", "room"]
+    # When the call was made: what the screen itself shows as it happens (and chimes by).
+    assert [f.name for f in dataclasses.fields(DisplayCall)] == ["ticket", "room", "called_at"]
 
 
 def test_the_display_never_shows_a_name_a_reason_or_a_service(
@@ -133,7 +134,7 @@ def test_the_display_never_shows_a_name_a_reason_or_a_service(
 
     snapshot = display_snapshot(site=site)
 
-    assert snapshot.called == (DisplayCall(ticket="K-1", room="Room 2"),)
+    assert [(c.ticket, c.room) for c in snapshot.called] == [("K-1", "Room 2")]
     assert snapshot.waiting == ("K-2", "K-3")
     shown = json.dumps(dataclasses.asdict(snapshot)) + repr(snapshot)
     for private in (
@@ -182,8 +183,8 @@ def test_the_display_shows_who_is_called_most_recent_first_and_where_to_go(
     snapshot = display_snapshot(site=site)
 
     assert snapshot.called == (
-        DisplayCall(ticket="K-2", room=""),
-        DisplayCall(ticket="K-1", room="Room 2"),
+        DisplayCall(ticket="K-2", room="", called_at=int(at(11).timestamp() * 1000)),
+        DisplayCall(ticket="K-1", room="Room 2", called_at=int(at(10).timestamp() * 1000)),
     )
     assert snapshot.waiting == ("K-4",)
     assert snapshot.version == queue_version(site.pk)

@@ -14,7 +14,7 @@ from clinic import roles
 from clinic.models import Person
 from clinic.sites import SESSION_SITE_KEY
 from queues import services
-from queues.models import Arrival, ArrivalEvent, State
+from queues.models import Arrival, ArrivalEvent, StaffRoom, State
 from queues.selectors import queue_version
 from tests.factories import (
     PersonFactory,
@@ -835,7 +835,7 @@ def test_set_room_remembers_the_room_and_refuses_another_sites_room(
 
     assert messages_of(good) == ["People you call will be sent to Room 2."]
     assert messages_of(bad)[-1] == "Please pick a room at this site."
-    assert client.session["threshold_room_id"] == room.pk
+    assert StaffRoom.objects.get(user=clinician, site=site).room == room
 
 
 @pytest.mark.parametrize(
@@ -846,7 +846,7 @@ def test_set_room_is_for_people_who_call(client, login, room, persona, status):
     login(persona)
     response = client.post(reverse("queues:set_room"), {"room": room.pk})
     assert response.status_code == status
-    assert "threshold_room_id" not in client.session
+    assert not StaffRoom.objects.exists()
 
 
 # --- hand off ----------------------------------------------------------------------------------
