@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import access_log_record, access_log_record_many
+from clinic.language import language_message
 from clinic.models import AccessLog
 from clinic.people import with_merged
 from clinic.sites import can, site_permission_required, site_perms
@@ -110,6 +111,7 @@ def person_edit(request, pk: int):
             form.add_service_error(error)
         else:
             messages.success(request, _("Saved the details for %(name)s.") % {"name": person.name})
+            language_message(request, _("what helps"), person.what_helps)
             return redirect("visits:person", pk=person.pk)
     return render(request, "visits/person_edit.html", {"person": person, "form": form})
 
