@@ -306,16 +306,7 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     if criminal_legal and request is None:
         return Decision(REFUSED, "approvals_required")
 
-    candidates = list(
-        # Only sealed consents: a row whose recording did not finish is not a consent. The
-        # person's own, and those signed under a record merged into theirs (two records of one
-        # person): each is still judged on its own, never combined with another.
-        Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
-        .prefetch_related(
-            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
-        )
-        .order_by("-signed_on", "-pk")
-    )
+    candidates = _consents_for(person, recipient)
     if not candidates:
         return Decision(REFUSED, "no_consent")
     problems = []
@@ -345,6 +336,57 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         if problem:
             return Decision(REFUSED, problem, consent)
     return Decision(GRANTED, "consent_valid", consent, tuple(sorted(wanted_scope)))
+
+
+def _consents_for(person, recipient) -> list[Consent]:
+    return list(
+        # Only sealed consents: a row whose recording did not finish is not a consent. The
+        # person's own, and those signed under a record merged into theirs (two records of one
+        # person): each is still judged on its own, never combined with another.
+        Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
+        .prefetch_related(
+            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
+        )
+        .order_by("-signed_on", "-pk")
+    )
+
+
+def consent_coverage(*, person, recipient, purpose: str, scope: Iterable[str]) -> tuple[str, list]:
+    """For staff making a request: which of the information asked for no current consent
+    covers, so the request can be corrected before it is saved. Decides nothing, logs nothing
+    and lets nothing out: every release is still decided by `release_attempt`, then.
+
+    Returns ("", items no single valid consent covers) when a consent to this recipient for
+    this purpose holds now (judged item by item as the gate judges a whole request: by one
+    consent, never by several combined), else (the gate's reason code, every item)."""
+    wanted = set(scope or ())
+    recipient = Recipient.objects.filter(pk=getattr(recipient, "pk", None)).first()
+    if person is None or recipient is None or not wanted:
+        return "missing_recipient" if recipient is None else "missing_scope", sorted(wanted)
+    history = recipient.category_history()
+    problems, best = [], None
+    for consent in _consents_for(person, recipient):
+        problem = _consent_problem(
+            consent,
+            recipient_id=recipient.pk,
+            category=history[-1] if history else None,
+            site_id=person.site_id,
+            criminal_legal=bool(set(history) & CRIMINAL_LEGAL),
+            purpose=normalise_purpose(purpose),
+            scope=set(),  # every consent valid for the purpose; its scope is weighed below
+            at=timezone.now(),
+        )
+        if problem:
+            problems.append(problem)
+            continue
+        covered = wanted & (set(consent.scope) if isinstance(consent.scope, list) else set())
+        if best is None or len(covered) > len(best):
+            best = covered
+    if best is None:
+        return (min(problems, key=_REASON_ORDER.index) if problems else "no_consent"), sorted(
+            wanted
+        )
+    return "", sorted(wanted - best)
 
 
 def _consent_problem(

@@ -28,7 +28,12 @@ from hypothesis import strategies as st
 
 from clinic.staff_forms import MembershipForm, StaffCreationForm
 from queues.forms import CallNextForm, CheckInForm, HandOffForm, RoomForm
-from releases.forms_outgoing import EmergencyReleaseForm, EmergencyReviewForm, ReleaseRequestForm
+from releases.forms_outgoing import (
+    EmergencyReleaseForm,
+    EmergencyReviewForm,
+    HandOverForm,
+    ReleaseRequestForm,
+)
 from releases.forms_registry import (
     ConsentForm,
     DeactivateForm,
@@ -297,7 +302,7 @@ ROUTES: dict[str, Route] = {
     "releases:packet_view": Route("clinician", args=("missing",)),
     "releases:packet_pdf": Route("clinician", args=("missing",)),
     "releases:packet_hand_over": Route(
-        "clinician", args=("missing",), get=None, post=("how", "note", "handed_to")
+        "clinician", args=("missing",), post=fields(HandOverForm), valid={"how": "in_person"}
     ),
     "releases:accounting": Route("privacy_officer", args=("person",)),
     "releases:accounting_print": Route("privacy_officer", args=("person",)),
