@@ -15,9 +15,10 @@ expiry and revocations, so nothing is released that one consent did not cover.
 A consent holds only for the category its recipient had when it was signed (recorded per
 recipient at signing, ConsentRecipientCategory): a recipient recategorised since, either way,
 is refused under it ("recipient_recategorised") until the person signs a new consent.
-Approvals are re-checked at release time: each approver must still be an active account
-working at the site, and the privacy officer's approval must come from someone who still
-holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
+Approvals are re-checked at release time: each approver must be someone other than the
+person who asked, still an active account working at the site, and the privacy officer's
+approval must come from someone who still holds that role (reasons approver_is_requester,
+approver_inactive, approver_not_at_site, approver_not_officer).
 
 A granted `release_attempt` (or `emergency_attempt`) carries a Permit: the only thing the
 packet builders (releases.packets.build_packet, packet_document, packet_pdf, export_items)
@@ -430,11 +431,14 @@ def _consent_problem(
     return None
 
 
-def _approver_problem(approval: Approval, site) -> str:
-    """An approval counts only while its giver could give it now: still an active account,
-    still working at the request's site, and (for the privacy officer's approval) still the
-    privacy officer there, by role. Read at release time, never from the stored flag alone."""
-    user = approval.by
+def _approver_problem(approval: Approval, request: ReleaseRequest) -> str:
+    """An approval counts only while its giver could give it now: someone other than the
+    person who asked, still an active account, still working at the request's site, and (for
+    the privacy officer's approval) still the privacy officer there, by role. Read at release
+    time, never from the stored flag alone."""
+    site, user = request.site, approval.by
+    if user.pk == request.requested_by_id:
+        return "approver_is_requester"
     if not user.is_active:
         return "approver_inactive"
     if not user.memberships.filter(site=site, site__is_active=True, roles__isnull=False).exists():
@@ -451,7 +455,7 @@ def _approvals_problem(request: ReleaseRequest) -> str:
     approvals = list(Approval.objects.filter(request=request).select_related("by"))
     valid, problems = [], []
     for approval in approvals:
-        problem = _approver_problem(approval, request.site)
+        problem = _approver_problem(approval, request)
         (problems.append(problem) if problem else valid.append(approval))
     officers = {a.by_id for a in valid if a.as_privacy_officer}
     everyone = {a.by_id for a in valid}

@@ -92,6 +92,10 @@ REASONS = {
     "emergency_personnel_missing": gettext_lazy(
         "Please give the name of the medical staff member who receives it."
     ),
+    "approver_is_requester": gettext_lazy(
+        "The person who asked for this release also approved it: their approval does not "
+        "count. Two other staff members must approve."
+    ),
     "approver_inactive": gettext_lazy(
         "Someone who approved this request no longer has an active account: their approval "
         "no longer counts. Ask a current staff member to approve."

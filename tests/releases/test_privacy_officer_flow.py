@@ -13,7 +13,7 @@ from releases.models import DisclosureLog, HandOver, ReleasePacket, ReleaseReque
 from releases.services import outgoing as services
 from tests.factories import make_staff
 from tests.helpers import messages_of
-from tests.releases.factories import HANDED, make_consent, revoke
+from tests.releases.factories import HANDED, approve, make_consent, make_request, revoke
 from tests.releases.outgoing_data import drug_court, make_record
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +207,18 @@ def test_no_label_says_optional_twice(client, person, front_desk):
     body = client.get(reverse("releases:consent_hold", args=[person.pk])).content.decode()
     assert "What they said" in body
     assert body.count("(optional)") == 1
+
+
+def test_the_gate_does_not_count_an_approval_by_the_person_who_asked(
+    person, court, consent, clinician, privacy_officer
+):
+    """However the approval got there (an import, the database), the gate refuses it."""
+    request = make_request(person=person, recipient=court, by=privacy_officer)
+    approve(request, by=privacy_officer, as_privacy_officer=True)
+    approve(request, by=clinician, as_privacy_officer=False)
+    with pytest.raises(ReleaseError) as info:
+        services.packet_generate(request=request, by=clinician)
+    assert info.value.code == "approver_is_requester"
+    assert "does not count" in info.value.message
+    assert not ReleasePacket.objects.exists()
+    assert DisclosureLog.objects.get().reason == "approver_is_requester"
