@@ -3,10 +3,11 @@ own words are never flagged; the same words said of a person or a test still are
 staff-written field is checked after saving, in both directions."""
 
 import pytest
+from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic.language import language_check
+from clinic.language import OWN_WORDS, STAFF_WRITTEN, language_check
 from tests.factories import PersonFactory
 from tests.helpers import messages_of
 from visits.models import Appointment, Goal
@@ -137,3 +138,13 @@ def test_an_appointment_note_is_checked_after_booking(client, site, front_desk):
     body = response.content.decode()
     assert "Language check (appointment note)" in body
     assert "not seen yet; did not come" in body
+
+
+@pytest.mark.parametrize("name", STAFF_WRITTEN + OWN_WORDS)
+def test_the_field_lists_name_real_fields(name):
+    app_label, model, field = name.split(".")
+    assert apps.get_model(app_label, model)._meta.get_field(field)
+
+
+def test_no_field_is_both_staff_written_and_the_persons_own_words():
+    assert not set(STAFF_WRITTEN) & set(OWN_WORDS)
