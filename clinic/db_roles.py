@@ -37,6 +37,7 @@ APPEND_ONLY_TABLES = [
     "releases_disclosurelog",
     "releases_emergencyrelease",
     "releases_emergencyreview",
+    "releases_handover",
     "visits_addendum",
 ]
 

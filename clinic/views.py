@@ -15,6 +15,8 @@ def home(request):
         return redirect("queues:board")
     if can(request.user, "queue.check_in", site):
         return redirect("queues:check_in")
+    if can(request.user, "reports.view_reports", site):
+        return redirect("reports:dashboard")  # the director's landing: the measures
     if can(request.user, "clinic.view_access_log", site):
         return redirect("visits:access_log")
     return render(request, "home.html", {"site": site})

@@ -5,7 +5,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from clinic.names import PersonNameField
-from releases.models import Category, EmergencyReview, Recipient, Scope
+from releases.models import Category, EmergencyReview, HandOver, Recipient, Scope
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -57,6 +57,59 @@ class ReleaseRequestForm(forms.Form):
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["recipient"].queryset = Recipient.objects.filter(site=site, is_active=True)
+
+    def add_service_error(self, error) -> None:
+        self.add_error(self.ERROR_FIELDS.get(error.code), error.message)
+
+    def add_coverage_problem(self, reason_text: str, uncovered: list[str]) -> None:
+        """What no current consent covers, said before anything is saved, so the request can
+        be corrected (untick those items) rather than refused later as a whole."""
+        if reason_text:
+            self.add_error(
+                None,
+                _("%(reason)s Nothing was saved: record the consent first, then ask.")
+                % {"reason": reason_text},
+            )
+            return
+        labels = ", ".join(str(Scope(item).label) for item in uncovered)
+        self.add_error(
+            "scope",
+            _(
+                "The consent for this recipient and purpose does not cover: %(items)s. Untick "
+                "them to ask for what it covers, or record a new consent that covers them first."
+            )
+            % {"items": labels},
+        )
+
+
+class HandOverForm(forms.Form):
+    """How the packet leaves and to whom, confirmed by the person handing it over."""
+
+    how = forms.ChoiceField(
+        label=_("How it is delivered"),
+        choices=HandOver.How.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Please choose how it is delivered.")},
+    )
+    handed_to = forms.CharField(
+        label=_("To whom, or where it is sent"),
+        max_length=200,
+        help_text=_("E.g. the name of the officer who received it, or the fax number used."),
+        error_messages={"required": _("Please say to whom it is handed, or where it is sent.")},
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    ERROR_FIELDS = {
+        "unknown_how": "how",
+        "handed_to_missing": "handed_to",
+        "handed_to_too_long": "handed_to",
+        "note_too_long": "note",
+    }
 
     def add_service_error(self, error) -> None:
         self.add_error(self.ERROR_FIELDS.get(error.code), error.message)

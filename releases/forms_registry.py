@@ -110,7 +110,7 @@ class DeactivateForm(ServiceErrorsMixin, forms.Form):
 
 class HoldForm(ServiceErrorsMixin, forms.Form):
     note = forms.CharField(
-        label=_("What they said (optional)"),
+        label=_("What they said"),
         max_length=2000,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),

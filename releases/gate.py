@@ -15,9 +15,10 @@ expiry and revocations, so nothing is released that one consent did not cover.
 A consent holds only for the category its recipient had when it was signed (recorded per
 recipient at signing, ConsentRecipientCategory): a recipient recategorised since, either way,
 is refused under it ("recipient_recategorised") until the person signs a new consent.
-Approvals are re-checked at release time: each approver must still be an active account
-working at the site, and the privacy officer's approval must come from someone who still
-holds that role (reasons approver_inactive, approver_not_at_site, approver_not_officer).
+Approvals are re-checked at release time: each approver must be someone other than the
+person who asked, still an active account working at the site, and the privacy officer's
+approval must come from someone who still holds that role (reasons approver_is_requester,
+approver_inactive, approver_not_at_site, approver_not_officer).
 
 A granted `release_attempt` (or `emergency_attempt`) carries a Permit: the only thing the
 packet builders (releases.packets.build_packet, packet_document, packet_pdf, export_items)
@@ -306,16 +307,7 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
     if criminal_legal and request is None:
         return Decision(REFUSED, "approvals_required")
 
-    candidates = list(
-        # Only sealed consents: a row whose recording did not finish is not a consent. The
-        # person's own, and those signed under a record merged into theirs (two records of one
-        # person): each is still judged on its own, never combined with another.
-        Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
-        .prefetch_related(
-            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
-        )
-        .order_by("-signed_on", "-pk")
-    )
+    candidates = _consents_for(person, recipient)
     if not candidates:
         return Decision(REFUSED, "no_consent")
     problems = []
@@ -345,6 +337,57 @@ def _decide(*, person, recipient, purpose, scope, request, at) -> Decision:
         if problem:
             return Decision(REFUSED, problem, consent)
     return Decision(GRANTED, "consent_valid", consent, tuple(sorted(wanted_scope)))
+
+
+def _consents_for(person, recipient) -> list[Consent]:
+    return list(
+        # Only sealed consents: a row whose recording did not finish is not a consent. The
+        # person's own, and those signed under a record merged into theirs (two records of one
+        # person): each is still judged on its own, never combined with another.
+        Consent.objects.filter(person_id__in=with_merged(person), recipients=recipient, sealed=True)
+        .prefetch_related(
+            "purposes", "recipients", "revocations", "expiry_events", "recipient_categories"
+        )
+        .order_by("-signed_on", "-pk")
+    )
+
+
+def consent_coverage(*, person, recipient, purpose: str, scope: Iterable[str]) -> tuple[str, list]:
+    """For staff making a request: which of the information asked for no current consent
+    covers, so the request can be corrected before it is saved. Decides nothing, logs nothing
+    and lets nothing out: every release is still decided by `release_attempt`, then.
+
+    Returns ("", items no single valid consent covers) when a consent to this recipient for
+    this purpose holds now (judged item by item as the gate judges a whole request: by one
+    consent, never by several combined), else (the gate's reason code, every item)."""
+    wanted = set(scope or ())
+    recipient = Recipient.objects.filter(pk=getattr(recipient, "pk", None)).first()
+    if person is None or recipient is None or not wanted:
+        return "missing_recipient" if recipient is None else "missing_scope", sorted(wanted)
+    history = recipient.category_history()
+    problems, best = [], None
+    for consent in _consents_for(person, recipient):
+        problem = _consent_problem(
+            consent,
+            recipient_id=recipient.pk,
+            category=history[-1] if history else None,
+            site_id=person.site_id,
+            criminal_legal=bool(set(history) & CRIMINAL_LEGAL),
+            purpose=normalise_purpose(purpose),
+            scope=set(),  # every consent valid for the purpose; its scope is weighed below
+            at=timezone.now(),
+        )
+        if problem:
+            problems.append(problem)
+            continue
+        covered = wanted & (set(consent.scope) if isinstance(consent.scope, list) else set())
+        if best is None or len(covered) > len(best):
+            best = covered
+    if best is None:
+        return (min(problems, key=_REASON_ORDER.index) if problems else "no_consent"), sorted(
+            wanted
+        )
+    return "", sorted(wanted - best)
 
 
 def _consent_problem(
@@ -388,11 +431,14 @@ def _consent_problem(
     return None
 
 
-def _approver_problem(approval: Approval, site) -> str:
-    """An approval counts only while its giver could give it now: still an active account,
-    still working at the request's site, and (for the privacy officer's approval) still the
-    privacy officer there, by role. Read at release time, never from the stored flag alone."""
-    user = approval.by
+def _approver_problem(approval: Approval, request: ReleaseRequest) -> str:
+    """An approval counts only while its giver could give it now: someone other than the
+    person who asked, still an active account, still working at the request's site, and (for
+    the privacy officer's approval) still the privacy officer there, by role. Read at release
+    time, never from the stored flag alone."""
+    site, user = request.site, approval.by
+    if user.pk == request.requested_by_id:
+        return "approver_is_requester"
     if not user.is_active:
         return "approver_inactive"
     if not user.memberships.filter(site=site, site__is_active=True, roles__isnull=False).exists():
@@ -409,7 +455,7 @@ def _approvals_problem(request: ReleaseRequest) -> str:
     approvals = list(Approval.objects.filter(request=request).select_related("by"))
     valid, problems = [], []
     for approval in approvals:
-        problem = _approver_problem(approval, request.site)
+        problem = _approver_problem(approval, request)
         (problems.append(problem) if problem else valid.append(approval))
     officers = {a.by_id for a in valid if a.as_privacy_officer}
     everyone = {a.by_id for a in valid}

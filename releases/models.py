@@ -329,6 +329,41 @@ class ReleasePacket(models.Model):
         return f"Packet {self.pk}"
 
 
+class HandOver(models.Model):
+    """How a packet left the clinic: who handed it over, when, by what means and to whom.
+    One per packet, written in the same transaction as the gate's last check; never changed
+    or deleted (append-only: triggers on both engines, and the application role may only
+    SELECT and INSERT)."""
+
+    class How(models.TextChoices):
+        IN_PERSON = "in_person", _("In person, on paper")
+        POST = "post", _("By post")
+        FAX = "fax", _("By fax")
+        SECURE_EMAIL = "secure_email", _("By secure email")
+        PORTAL = "portal", _("Through the recipient's secure portal")
+
+    packet = models.OneToOneField(ReleasePacket, on_delete=models.PROTECT, related_name="hand_over")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    how = models.CharField(_("how it was delivered"), max_length=20, choices=How.choices)
+    handed_to = models.CharField(_("to whom, or where it was sent"), max_length=200)
+    note = models.TextField(_("note"), blank=True, max_length=1000)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(how__in=["in_person", "post", "fax", "secure_email", "portal"]),
+                name="hand_over_known_method",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(handed_to=""), name="hand_over_says_to_whom"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hand-over of packet {self.packet_id}"
+
+
 class EmergencyRelease(models.Model):
     """What was released in a medical emergency (42 CFR §2.51), stored like a packet: the
     document as sent, its manifest and SHA-256. §2.51(c) asks for exactly these: the medical

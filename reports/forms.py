@@ -52,7 +52,9 @@ class ReportFilterForm(forms.Form):
         self.today = today
         self.sites = report_sites(user)
         start, end = default_period(today)
-        default_site = current_site.slug if current_site in self.sites else ALL_SITES
+        # A director of one site lands on it; of several, on all of them together (one
+        # site's slice can be empty, and the overview is where a director starts).
+        default_site = current_site.slug if self.sites == [current_site] else ALL_SITES
         # Missing fields take their defaults; fields sent empty or wrong are errors.
         data = {"start": start.isoformat(), "end": end.isoformat(), "site": default_site}
         data.update({key: query.get(key) for key in data if key in query})

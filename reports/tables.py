@@ -87,7 +87,7 @@ class SiteTable(ReportTable):
     lwbs = CountColumn(verbose_name=_("Left before being seen"))
     lwbs_rate = RateColumn(verbose_name=_("Left before being seen, share"))
     median_wait_minutes = MinutesColumn(verbose_name=_("Median wait (minutes)"))
-    walk_in_rate = RateColumn(verbose_name=_("Walk-in share"))
+    walk_in_rate = RateColumn(verbose_name=_("Walk-in share (known people, as M18)"))
 
     export_counts = ("visits", "people", "arrivals", "lwbs")
     export_derived = {
@@ -387,7 +387,7 @@ MEASURES: tuple[Measure, ...] = (
         OPERATIONS,
         (
             ("numerator", _("left before being seen"), "count"),
-            ("denominator", _("arrivals"), "count"),
+            ("denominator", _("arrivals, anonymous contacts included"), "count"),
             ("rate", _("share"), "rate"),
             ("not_evaluable", _("still in the queue"), "count"),
         ),
@@ -396,15 +396,16 @@ MEASURES: tuple[Measure, ...] = (
         "M18",
         _("Walk-ins and workload"),
         _(
-            "The share of arrivals without an appointment, and completed visits per staff "
-            "hour on shift."
+            "The share of arrivals of known people without an appointment, and completed "
+            "visits per staff hour on shift. Anonymous contacts have no appointment to miss: "
+            "they count in M12 and M17 only, so this counts fewer arrivals than M17."
         ),
         _("A workload and burnout signal about the clinic, never a ranking of staff."),
         _("Threshold METRICS.md M18."),
         OPERATIONS,
         (
             ("numerator", _("walk-in arrivals"), "count"),
-            ("denominator", _("arrivals"), "count"),
+            ("denominator", _("arrivals of known people"), "count"),
             ("rate", _("walk-in share"), "rate"),
             ("visits_per_staff_hour", _("visits per staff-hour"), "number2"),
             ("staff_hours", _("staff hours on shift"), "number"),
@@ -448,6 +449,20 @@ def _headline(measure: Measure, figures: Mapping) -> tuple[str, str, str]:
     if measure.id == "M5":
         key, label, kind = "rate", _("on hand at day 90"), "rate"
     return key, _show(figures.get(key), kind), label
+
+
+def _anonymous_arrivals_line(results: Mapping[str, Mapping]) -> dict | None:
+    """M17 and M18 count arrivals differently, on purpose (METRICS.md: an anonymous contact
+    counts in M12 and M17 only): the M18 card says by how many, so the two never disagree
+    without a reason on the page."""
+    if "M17" not in results:
+        return None
+    left_out = (results["M17"].get("denominator") or 0) - (results["M18"].get("denominator") or 0)
+    return {
+        "label": _("anonymous arrivals left out (counted in M17)"),
+        "value": number(left_out),
+        "key": "anonymous_arrivals",
+    }
 
 
 def measure_cards(results: Mapping[str, Mapping]) -> list[dict]:
@@ -496,6 +511,8 @@ def measure_cards(results: Mapping[str, Mapping]) -> list[dict]:
                     "key": "not_evaluable",
                 }
             )
+        if measure.id == "M18" and (line := _anonymous_arrivals_line(results)):
+            lines.insert(2, line)
         cards.append(
             {
                 "measure": measure,

@@ -26,9 +26,15 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinic.forms import NameSearchForm
 from clinic.staff_forms import MembershipForm, StaffCreationForm
 from queues.forms import CallNextForm, CheckInForm, HandOffForm, RoomForm
-from releases.forms_outgoing import EmergencyReleaseForm, EmergencyReviewForm, ReleaseRequestForm
+from releases.forms_outgoing import (
+    EmergencyReleaseForm,
+    EmergencyReviewForm,
+    HandOverForm,
+    ReleaseRequestForm,
+)
 from releases.forms_registry import (
     ConsentForm,
     DeactivateForm,
@@ -47,7 +53,7 @@ from tests.releases.factories import make_consent, make_recipient
 from visits.forms_appointments import AppointmentForm
 from visits.forms_goals import GoalForm, GoalStatusForm, ProgressForm
 from visits.forms_merge import MergeDeclineForm, MergeFindForm, MergeProposeForm
-from visits.forms_people import ChangesFilterForm, PersonDetailsForm
+from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.forms_tox import ToxScreenForm
 from visits.forms_visit import DirectVisitForm, MedicationForm, VisitEditForm
 from visits.models import Visit
@@ -221,7 +227,11 @@ ROUTES: dict[str, Route] = {
     "visits:person_edit": Route(
         "front_desk", args=("person",), post=fields(PersonDetailsForm), valid={"name": "Sam"}
     ),
-    "visits:access_log": Route("privacy_officer", get=("person", "staff", "page")),
+    "visits:access_log": Route(
+        "privacy_officer",
+        get=(*AccessLogFilterForm.base_fields, "page"),
+        post=fields(NameSearchForm),
+    ),
     "visits:changes": Route("privacy_officer", get=(*ChangesFilterForm.base_fields, "page")),
     "visits:merge_find": Route("clinician", args=("person",), post=fields(MergeFindForm)),
     "visits:merge_propose": Route(
@@ -297,7 +307,7 @@ ROUTES: dict[str, Route] = {
     "releases:packet_view": Route("clinician", args=("missing",)),
     "releases:packet_pdf": Route("clinician", args=("missing",)),
     "releases:packet_hand_over": Route(
-        "clinician", args=("missing",), get=None, post=("how", "note", "handed_to")
+        "clinician", args=("missing",), post=fields(HandOverForm), valid={"how": "in_person"}
     ),
     "releases:accounting": Route("privacy_officer", args=("person",)),
     "releases:accounting_print": Route("privacy_officer", args=("person",)),

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.dates import record_day_problem
 from clinic.models import Person
 from clinic.names import PersonNameField
 from visits.errors import VisitError
@@ -94,7 +95,10 @@ class PersonDetailsForm(forms.Form):
 
 
 class AccessLogFilterForm(forms.Form):
-    """?person=<id>&staff=<id>. Both optional; the person must be known at the site."""
+    """?person=<id>&staff=<id>&since=<date>&until=<date>, all optional: ids and dates only,
+    never a name (a person is found by name through a POST search, then chosen by id). The
+    person must be known at the site; days are the site's, from its first day of records to
+    today."""
 
     person = forms.ModelChoiceField(
         queryset=Person.objects.none(),
@@ -109,21 +113,6 @@ class AccessLogFilterForm(forms.Form):
         empty_label=_("Everyone"),
         error_messages={"invalid_choice": UNKNOWN_STAFF},
     )
-
-    def __init__(self, *args, site, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["person"].queryset = Person.objects.filter(site=site)
-        staff = self.fields["staff"]
-        staff.queryset = access_log_staff_choices(site=site)
-        staff.label_from_instance = lambda u: (
-            f"{u.get_full_name()} ({u.get_username()})" if u.get_full_name() else u.get_username()
-        )
-
-
-class ChangesFilterForm(AccessLogFilterForm):
-    """?person=<id>&staff=<id>&since=<date>&until=<date>, all optional: ids and dates only,
-    never a name. Days are the site's."""
-
     since = forms.DateField(
         label=_("From"),
         required=False,
@@ -138,12 +127,31 @@ class ChangesFilterForm(AccessLogFilterForm):
     )
 
     def __init__(self, *args, site, **kwargs):
-        super().__init__(*args, site=site, **kwargs)
-        self.fields["staff"].queryset = history_staff_choices(site=site)
+        super().__init__(*args, **kwargs)
+        self.site = site
+        self.fields["person"].queryset = Person.objects.filter(site=site)
+        staff = self.fields["staff"]
+        staff.queryset = access_log_staff_choices(site=site)
+        staff.label_from_instance = lambda u: (
+            f"{u.get_full_name()} ({u.get_username()})" if u.get_full_name() else u.get_username()
+        )
 
     def clean(self):
         cleaned = super().clean()
+        for name in ("since", "until"):
+            day = cleaned.get(name)
+            problem = record_day_problem(day, site=self.site) if day else None
+            if problem:
+                self.add_error(name, problem)
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
             self.add_error("until", _("The last day cannot be before the first."))
         return cleaned
+
+
+class ChangesFilterForm(AccessLogFilterForm):
+    """The access log's filters, with the staff who changed something at the site."""
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, site=site, **kwargs)
+        self.fields["staff"].queryset = history_staff_choices(site=site)

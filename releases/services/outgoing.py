@@ -22,6 +22,7 @@ from releases.models import (
     DisclosureLog,
     EmergencyRelease,
     EmergencyReview,
+    HandOver,
     Recipient,
     ReleasePacket,
     ReleaseRequest,
@@ -90,6 +91,10 @@ REASONS = {
     "medical_emergency": gettext_lazy("A medical emergency (42 CFR 2.51)."),
     "emergency_personnel_missing": gettext_lazy(
         "Please give the name of the medical staff member who receives it."
+    ),
+    "approver_is_requester": gettext_lazy(
+        "The person who asked for this release also approved it: their approval does not "
+        "count. Two other staff members must approve."
     ),
     "approver_inactive": gettext_lazy(
         "Someone who approved this request no longer has an active account: their approval "
@@ -187,9 +192,16 @@ def release_request_create(
     )
 
 
+def request_coverage(*, person, recipient, purpose: str, scope) -> tuple[str, list[str]]:
+    """While a request is being made: what no current consent covers (releases.gate's
+    consent_coverage; decides and releases nothing)."""
+    return gate.consent_coverage(person=person, recipient=recipient, purpose=purpose, scope=scope)
+
+
 def release_approve(*, request: ReleaseRequest, by) -> Approval:
     """Approve a request. Locks the request. The privacy officer's approval counts as such only
-    when `by` holds manage_releases through a role at the request's site."""
+    when `by` holds manage_releases through a role at the request's site. The two approvers
+    are two people other than the one who asked: nobody approves their own request."""
     now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     with transaction.atomic():
         request = (
@@ -199,6 +211,14 @@ def release_approve(*, request: ReleaseRequest, by) -> Approval:
         if not officer and not can(by, REQUEST, request.site):
             raise ReleaseError(
                 "not_allowed", _("Only staff of this site can approve a release from it.")
+            )
+        if by.pk == request.requested_by_id:
+            raise ReleaseError(
+                "own_request",
+                _(
+                    "You asked for this release, so you cannot approve it: two other staff "
+                    "members must (the privacy officer and a colleague)."
+                ),
             )
         if Approval.objects.filter(request=request, by=by).exists():
             raise ReleaseError(
@@ -318,12 +338,42 @@ def _locked_packet(packet: ReleasePacket) -> ReleasePacket:
     )
 
 
-def packet_hand_over(*, packet: ReleasePacket, by) -> ReleasePacket:
-    """Hand a prepared packet over. Locks the packet. Decided again from current data: if the
-    consent was revoked, expired or otherwise no longer holds, the packet is voided (void_reason
-    = the gate's reason code) and nothing leaves."""
+HANDED_TO_MAX = 200
+HAND_OVER_NOTE_MAX = 1000
+
+
+def _hand_over_details(how: str, handed_to: str, note: str) -> tuple[str, str]:
+    if how not in HandOver.How.values:
+        raise ReleaseError("unknown_how", _("Please choose how it is delivered."))
+    handed_to = " ".join((handed_to or "").split())
+    if not handed_to:
+        raise ReleaseError(
+            "handed_to_missing", _("Please say to whom it is handed, or where it is sent.")
+        )
+    if len(handed_to) > HANDED_TO_MAX:
+        raise ReleaseError(
+            "handed_to_too_long",
+            _("To whom can be at most %(max)d characters.") % {"max": HANDED_TO_MAX},
+        )
+    note = (note or "").strip()
+    if len(note) > HAND_OVER_NOTE_MAX:
+        raise ReleaseError(
+            "note_too_long",
+            _("The note can be at most %(max)d characters.") % {"max": HAND_OVER_NOTE_MAX},
+        )
+    return handed_to, note
+
+
+def packet_hand_over(
+    *, packet: ReleasePacket, by, how: str, handed_to: str, note: str = ""
+) -> ReleasePacket:
+    """Hand a prepared packet over, recording how it was delivered and to whom (HandOver,
+    append-only). Locks the packet. Decided again from current data: if the consent was
+    revoked, expired or otherwise no longer holds, the packet is voided (void_reason = the
+    gate's reason code) and nothing leaves. Bad details refuse before the gate is asked."""
     now = timezone.now()  # never a caller's time: nothing is decided as of another moment
     _require_release_staff(by, packet.request.site)
+    handed_to, note = _hand_over_details(how, handed_to, note)
     problem = ""
     with transaction.atomic():
         packet = _locked_packet(packet)
@@ -338,6 +388,9 @@ def packet_hand_over(*, packet: ReleasePacket, by) -> ReleasePacket:
             packet.handed_over_at = now
             packet.handed_over_by = by
             packet.save(update_fields=["handed_over_at", "handed_over_by"])
+            HandOver.objects.create(
+                packet=packet, by=by, at=now, how=how, handed_to=handed_to, note=note
+            )
     if problem:
         raise ReleaseError(problem, reason_text(problem))
     return packet

@@ -21,7 +21,12 @@ from clinic.models import AccessLog, Person
 from clinic.sites import can, site_permission_required
 from releases.accounting import emergencies_to_review, path_label, review_hours, review_status
 from releases.errors import ReleaseError
-from releases.forms_outgoing import EmergencyReleaseForm, EmergencyReviewForm, ReleaseRequestForm
+from releases.forms_outgoing import (
+    EmergencyReleaseForm,
+    EmergencyReviewForm,
+    HandOverForm,
+    ReleaseRequestForm,
+)
 from releases.models import EmergencyRelease, ReleasePacket, ReleaseRequest
 from releases.packets import packet_sha256, scope_labels
 from releases.services import outgoing as services
@@ -55,13 +60,26 @@ def _packet(request, pk: int) -> ReleasePacket:
     )
 
 
+def _covered(form, person) -> bool:
+    """True when a current consent covers everything asked for; otherwise the form says what
+    is not covered, and nothing is saved."""
+    data = form.cleaned_data
+    reason, uncovered = services.request_coverage(
+        person=person, recipient=data["recipient"], purpose=data["purpose"], scope=data["scope"]
+    )
+    if reason or uncovered:
+        form.add_coverage_problem(services.reason_text(reason) if reason else "", uncovered)
+        return False
+    return True
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 @staff_required
 def outgoing_new(request, person_id: int):
     person = _person(request, person_id)
     form = ReleaseRequestForm(request.POST or None, site=request.site)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and _covered(form, person):
         try:
             made = services.release_request_create(
                 site=request.site, person=person, by=request.user, **form.cleaned_data
@@ -85,7 +103,7 @@ def outgoing_detail(request, pk: int):
         row.reason_text = services.reason_text(row.reason)
         row.path_text = path_label(row.path)
     packets = list(
-        release.packets.select_related("generated_by", "handed_over_by").order_by(
+        release.packets.select_related("generated_by", "handed_over_by", "hand_over__by").order_by(
             "-generated_at", "-pk"
         )
     )
@@ -100,6 +118,7 @@ def outgoing_detail(request, pk: int):
         "is_officer": can(request.user, services.MANAGE, request.site),
         "criminal_legal": release.recipient.is_criminal_legal,
         "approved_by_me": release.approvals.filter(by=request.user).exists(),
+        "asked_by_me": release.requested_by_id == request.user.pk,
     }
     return render(request, "releases/outgoing_detail.html", context)
 
@@ -138,16 +157,36 @@ def outgoing_generate(request, pk: int):
     )
 
 
-@require_POST
+@never_cache
+@require_http_methods(["GET", "POST"])
 @staff_required
 def packet_hand_over(request, pk: int):
+    """A confirmation first (what leaves, to whom), with how it is delivered and to whom;
+    the hand-over happens only on that form's POST, decided again by the gate then."""
     packet = _packet(request, pk)
-    return _done(
-        request,
-        packet.request_id,
-        lambda: services.packet_hand_over(packet=packet, by=request.user),
-        _("Recorded as handed over."),
-    )
+    release = packet.request
+    if packet.voided_at or packet.handed_over_at:
+        return redirect("releases:outgoing_detail", pk=release.pk)
+    form = HandOverForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.packet_hand_over(packet=packet, by=request.user, **form.cleaned_data)
+        except ReleaseError as error:
+            if error.code not in HandOverForm.ERROR_FIELDS:
+                messages.error(request, error.message)
+                return redirect("releases:outgoing_detail", pk=release.pk)
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Recorded as handed over."))
+            return redirect("releases:outgoing_detail", pk=release.pk)
+    _log(request, person=release.person, obj=release)
+    context = {
+        "packet": packet,
+        "release": release,
+        "scope_labels": scope_labels(release.scope),
+        "form": form,
+    }
+    return render(request, "releases/packet_hand_over.html", context)
 
 
 def _open(request, pk: int, path_name: str):

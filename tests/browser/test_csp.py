@@ -84,7 +84,6 @@ NOT_PAGES = {
     "releases:consent_expiry_event": POST_ONLY,
     "releases:outgoing_approve": POST_ONLY,
     "releases:outgoing_generate": POST_ONLY,
-    "releases:packet_hand_over": POST_ONLY,
     "releases:emergency_review": POST_ONLY,
     "staff:roles": POST_ONLY,
     "staff:password": POST_ONLY,
@@ -237,6 +236,7 @@ def clinic(site, service, room, front_desk, clinician, director, privacy_officer
                     r("releases:outgoing_emergency", duplicate.pk),
                     r("releases:outgoing_detail", request.pk),
                     r("releases:packet_view", packet.pk),
+                    r("releases:packet_hand_over", packet.pk),
                 ]
             ),
         ),

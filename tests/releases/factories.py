@@ -132,6 +132,10 @@ def recategorise(recipient, to_category, *, by=None, reason="registry correction
     )
 
 
+# How a packet is handed over, for tests that hand one over.
+HANDED = {"how": "in_person", "handed_to": "Officer A, at the front desk"}
+
+
 def make_request(*, person, recipient, purpose="attendance", scope=(Scope.ATTENDANCE,), by=None):
     return ReleaseRequest.objects.create(
         site=person.site,

@@ -540,7 +540,7 @@ def test_superuser_gets_no_bypass(person, probation, provider):
     # With a consent to probation, a superuser's approval stored as the privacy officer's
     # counts for nothing: they hold no role and do not work at the site.
     make_consent(person=person, recipients=[probation])
-    request = make_request(person=person, recipient=probation, by=boss)
+    request = make_request(person=person, recipient=probation)
     approve(request, by=boss, as_privacy_officer=True)
     assert_refused(
         attempt(person, probation, asked_by=boss, request=request), "approver_not_at_site"

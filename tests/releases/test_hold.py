@@ -18,6 +18,7 @@ from releases.services.consents import consent_hold_place, consent_revoke
 from tests.factories import make_staff
 from tests.helpers import PERSONAS, assert_login_redirect, messages_of
 from tests.releases.factories import (
+    HANDED,
     approve_twice,
     make_consent,
     make_person,
@@ -79,7 +80,7 @@ def test_hold_voids_a_packet_prepared_before_it(person, court, consents, front_d
     packet = outgoing.packet_generate(request=request, by=clinician)
     consent_hold_place(person=person, site=person.site, by=front_desk)
     with pytest.raises(ReleaseError) as info:
-        outgoing.packet_hand_over(packet=packet, by=clinician)
+        outgoing.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "held_oral_revocation"
     packet.refresh_from_db()
     assert packet.voided_at is not None and packet.handed_over_at is None

@@ -31,6 +31,7 @@ from tests.factories import UserFactory, grant, make_staff
 from tests.helpers import PERSONAS, assert_login_redirect, messages_of
 from tests.releases.clock import clock_at
 from tests.releases.factories import (
+    HANDED,
     make_consent,
     make_recipient,
     recategorise,
@@ -169,7 +170,7 @@ def test_two_approvals_are_required_for_a_criminal_legal_recipient(
 def test_two_clinicians_without_the_privacy_officer_are_not_enough(
     person, court, consent, clinician, second_clinician
 ):
-    request = ask(person, court, clinician)
+    request = ask(person, court, make_staff(site=person.site, roles=[roles.CLINICIAN]))
     services.release_approve(request=request, by=clinician)
     services.release_approve(request=request, by=second_clinician)
     assert not request.approvals.filter(as_privacy_officer=True).exists()
@@ -208,7 +209,7 @@ def test_superuser_with_no_approvals_gets_nothing(person, court, consent, clinic
     root = UserFactory(username="root", is_superuser=True, is_staff=True)
     Membership.objects.create(user=root, site=person.site)
     assert root.has_perm("releases.manage_releases")  # Django says yes; the gate must not care
-    request = ask(person, court, clinician)
+    request = ask(person, court, make_staff(site=person.site, roles=[roles.CLINICIAN]))
     with pytest.raises(ReleaseError) as info:
         services.release_approve(request=request, by=root)
     assert info.value.code == "not_allowed"
@@ -265,7 +266,7 @@ def test_revocation_after_packet_generated_voids_it_and_nothing_leaves(
     revoke(consent, how=Revocation.How.WRITTEN)
 
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "revoked"
     packet.refresh_from_db()
     assert packet.voided_at is not None
@@ -278,7 +279,7 @@ def test_revocation_after_packet_generated_voids_it_and_nothing_leaves(
             services.packet_open(packet=packet, by=privacy_officer, path=path)
         assert info.value.code == "packet_void"
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=privacy_officer)
+        services.packet_hand_over(packet=packet, by=privacy_officer, **HANDED)
     assert info.value.code == "packet_void"
     client.force_login(clinician)
     for name in ("releases:packet_view", "releases:packet_pdf"):
@@ -297,7 +298,7 @@ def test_oral_revocation_holds_and_voids_an_unsent_packet(approved, consent, cli
     packet = services.packet_generate(request=approved, by=clinician)
     revoke(consent, how=Revocation.How.ORAL)
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "held_oral_revocation"
     packet.refresh_from_db()
     assert packet.void_reason == "held_oral_revocation"
@@ -324,7 +325,7 @@ def test_dated_consent_expiring_before_hand_over_voids_the_packet(approved, cons
     packet = services.packet_generate(request=approved, by=clinician)
     later = timezone.now() + dt.timedelta(days=400)
     with pytest.raises(ReleaseError) as info, clock_at(later):
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "expired"
 
 
@@ -338,7 +339,7 @@ def test_recategorised_recipient_is_decided_again_at_hand_over(person, clinician
     )
     recategorise(clinic_b, Category.COURT)
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "recipient_recategorised"
     packet.refresh_from_db()
     assert packet.voided_at is not None
@@ -346,11 +347,11 @@ def test_recategorised_recipient_is_decided_again_at_hand_over(person, clinician
 
 def test_a_packet_is_handed_over_once(approved, clinician):
     packet = services.packet_generate(request=approved, by=clinician)
-    services.packet_hand_over(packet=packet, by=clinician)
+    services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     packet.refresh_from_db()
     assert packet.handed_over_by == clinician
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "already_handed_over"
     assert [r.decision for r in logs(packet=packet)] == ["granted"]
 
@@ -366,7 +367,7 @@ def test_a_packet_prepared_under_a_consent_that_no_longer_applies_is_void(
     make_consent(person=person, recipients=[provider], purposes=["care"], scope=ATT)
     revoke(first)
     with pytest.raises(ReleaseError) as info:
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
     assert info.value.code == "consent_changed"
     assert [(r.decision, r.reason) for r in logs(packet=packet)] == [
         ("granted", "consent_valid"),
@@ -381,7 +382,7 @@ def test_an_altered_packet_is_never_shown(approved, clinician):
         services.packet_open(packet=packet, by=clinician, path="packet_view")
     assert info.value.code == "packet_altered"
     with pytest.raises(ReleaseError):
-        services.packet_hand_over(packet=packet, by=clinician)
+        services.packet_hand_over(packet=packet, by=clinician, **HANDED)
 
 
 # --- medical emergency (§2.51) ------------------------------------------------------------------
@@ -646,7 +647,7 @@ def test_packet_pages_permission_matrix(client, login, approved, persona):
             assert response.status_code == expected
     # Only the allowed views reached the gate, and each wrote a row.
     assert DisclosureLog.objects.count() - before == (2 if expected == 200 else 0)
-    response = client.post(reverse("releases:packet_hand_over", args=[packet.pk]))
+    response = client.post(reverse("releases:packet_hand_over", args=[packet.pk]), HANDED)
     if expected == "login":
         assert_login_redirect(response)
     elif expected == 200:
@@ -655,7 +656,7 @@ def test_packet_pages_permission_matrix(client, login, approved, persona):
         assert response.status_code == expected
 
 
-@pytest.mark.parametrize("name", ["outgoing_approve", "outgoing_generate", "packet_hand_over"])
+@pytest.mark.parametrize("name", ["outgoing_approve", "outgoing_generate"])
 def test_actions_take_post_only(client, clinician, approved, name):
     client.force_login(clinician)
     assert client.get(reverse(f"releases:{name}", args=[approved.pk])).status_code == 405
@@ -696,7 +697,7 @@ def test_the_whole_flow_through_the_pages(
     assert pdf["Content-Type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
     assert viewed.count() - seen_before == 2  # the page and the PDF
-    client.post(reverse("releases:packet_hand_over", args=[packet.pk]))
+    client.post(reverse("releases:packet_hand_over", args=[packet.pk]), HANDED)
     packet.refresh_from_db()
     assert packet.handed_over_by == second_clinician
 

@@ -39,9 +39,10 @@ def test_only_the_privacy_officer_reads_the_access_log(client, login, persona, s
         assert response.url.startswith(reverse("login") + "?next=")
 
 
-def test_the_access_log_only_answers_get(client, privacy_officer):
+def test_the_access_log_answers_get_and_its_name_search_post_only(client, privacy_officer):
     client.force_login(privacy_officer)
-    assert client.post(URL).status_code == 405
+    assert client.put(URL).status_code == 405
+    assert client.delete(URL).status_code == 405
 
 
 def test_a_clinical_opening_shows_up_with_who_whom_what_and_when(

@@ -6,7 +6,7 @@ access-log row before showing it.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
@@ -94,15 +94,27 @@ def access_log_staff_choices(*, site: Site) -> QuerySet:
 
 
 def access_log_page(
-    *, site: Site, person: Person | None = None, user=None, page: str | int | None = 1
+    *,
+    site: Site,
+    person: Person | None = None,
+    user=None,
+    since: date | None = None,
+    until: date | None = None,
+    page: str | int | None = 1,
 ) -> Page:
     """One page of the site's access log, newest first, optionally about one person (with the
-    records merged into theirs: those entries stay with the record that was read) and/or by
-    one staff member. An out-of-range or garbled page number gives the nearest real page."""
+    records merged into theirs: those entries stay with the record that was read), by one
+    staff member, and/or from `since` to `until` (days at the site, both included). An
+    out-of-range or garbled page number gives the nearest real page."""
     entries = AccessLog.objects.filter(site=site).select_related("user", "person")
     if person is not None:
         entries = entries.filter(person__in=with_merged(person))
     if user is not None:
         entries = entries.filter(user=user)
+    if since is not None:
+        entries = entries.filter(at__gte=datetime.combine(since, time(), tzinfo=site.tz))
+    if until is not None:
+        next_day = datetime.combine(until + timedelta(days=1), time(), tzinfo=site.tz)
+        entries = entries.filter(at__lt=next_day)
     entries = entries.order_by("-at", "-pk")
     return Paginator(entries, ACCESS_LOG_PAGE_SIZE).get_page(page)

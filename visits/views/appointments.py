@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic.forms import NameSearchForm
+from clinic.language import language_message
 from clinic.models import Person
 from clinic.sites import can, site_permission_required
 from queues.selectors import people_search
@@ -133,6 +134,7 @@ def appointment_new(request):
                 _show_error(form, error)
             else:
                 messages.success(request, _booked_message(appointment))
+                language_message(request, _("appointment note"), appointment.note)
                 day = appointment.at.astimezone(site.tz).date()
                 return redirect(f"{reverse('visits:appointments')}?day={day.isoformat()}")
         person = form.cleaned_data.get("person") if hasattr(form, "cleaned_data") else None
@@ -185,6 +187,7 @@ def appointment_edit(request, pk: int):
             else:
                 appointment.refresh_from_db()
                 messages.success(request, _booked_message(appointment))
+                language_message(request, _("appointment note"), appointment.note)
                 day = appointment.at.astimezone(site.tz).date()
                 return redirect(f"{reverse('visits:appointments')}?day={day.isoformat()}")
     else:

@@ -8,12 +8,11 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clinic.language import highlight, language_check
+from clinic.language import language_message
 from clinic.models import Person
 from clinic.sites import site_permission_required
 from visits.errors import VisitError
@@ -44,27 +43,6 @@ def person_url(person: Person) -> str:
         return reverse("home")
 
 
-def language_message(request, label: str, text: str) -> None:
-    """After saving: the words the language check found, with suggestions. Never blocks."""
-    findings = language_check(text)
-    if not findings:
-        return
-    suggestions = format_html_join(
-        "; ",
-        "“{}” → {}",
-        ((f.term, _("consider: %(s)s") % {"s": f.suggestion}) for f in findings),
-    )
-    messages.warning(
-        request,
-        format_html(
-            '{} <span class="checked-text">{}</span> <span class="suggestions">{}</span>',
-            _("Saved as written. Language check (%(label)s):") % {"label": label},
-            highlight(text),
-            suggestions,
-        ),
-    )
-
-
 def _visit(form, person: Person, site) -> Visit | None:
     visit_id = form.cleaned_data.get("visit")
     if not visit_id:
@@ -86,7 +64,7 @@ def goal_add(request, person_id: int):
         messages.error(request, first_error(form))
         return back(request, person_url(person))
     try:
-        goal = services.goal_set(
+        services.goal_set(
             person=person,
             words=form.cleaned_data["words"],
             by=request.user,
@@ -95,8 +73,8 @@ def goal_add(request, person_id: int):
     except VisitError as error:
         messages.error(request, error.message)
     else:
+        # The goal is in their own words: never language-checked (clinic/language.py).
         messages.success(request, _("Goal saved."))
-        language_message(request, _("goal"), goal.words)
     return back(request, person_url(person))
 
 

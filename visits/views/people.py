@@ -28,9 +28,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import access_log_record, access_log_record_many
+from clinic.forms import NameSearchForm
+from clinic.language import language_message
 from clinic.models import AccessLog
 from clinic.people import with_merged
 from clinic.sites import can, site_permission_required, site_perms
+from queues.selectors import people_search
 from visits.errors import VisitError
 from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.selectors.goals import person_goals
@@ -110,24 +113,36 @@ def person_edit(request, pk: int):
             form.add_service_error(error)
         else:
             messages.success(request, _("Saved the details for %(name)s.") % {"name": person.name})
+            language_message(request, _("what helps"), person.what_helps)
             return redirect("visits:person", pk=person.pk)
     return render(request, "visits/person_edit.html", {"person": person, "form": form})
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 @site_permission_required("clinic.view_access_log")
 def access_log(request):
+    """The filters travel as ids and dates in the query string; finding a person by name is
+    a POST (a name never travels in a URL), answered with the people found, each a link that
+    filters by their id."""
     form = AccessLogFilterForm(request.GET, site=request.site)
     page = None
     if form.is_valid():
+        data = form.cleaned_data
         page = access_log_page(
-            site=request.site,
-            person=form.cleaned_data["person"],
-            user=form.cleaned_data["staff"],
-            page=request.GET.get("page"),
-        )
-    return render(request, "visits/access_log.html", {"form": form, "page": page})
+            site=request.site, person=data["person"], user=data["staff"], since=data["since"],
+            until=data["until"], page=request.GET.get("page"),
+        )  # fmt: skip
+    search = NameSearchForm(request.POST if request.method == "POST" else None)
+    query = search.query()
+    context = {
+        "form": form,
+        "page": page,
+        "search": search,
+        "searched": search.is_bound,
+        "found": people_search(site=request.site, query=query) if query else [],
+    }
+    return render(request, "visits/access_log.html", context)
 
 
 @never_cache

@@ -11,13 +11,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from clinic.language import highlight
+from clinic.language import highlight, language_message
 from clinic.sites import site_permission_required
 from visits.errors import VisitError
 from visits.forms_tox import ToxScreenForm
 from visits.models import ToxScreen, Visit
 from visits.services.tox import tox_log_shown, tox_screen_record
-from visits.views.goals import language_message
 
 POLICY = _(
     "The result does not change a prescription, a place in line or access to care. "
