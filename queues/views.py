@@ -262,10 +262,11 @@ def _room_context(request, perms) -> dict:
         return {}
     mine = staff_room(site=request.site, user=request.user)
     form = RoomForm(site=request.site, initial={"room": mine.room})
-    return {
-        "room_form": form,
-        "room_unset": mine.room is None and form.fields["room"].queryset.exists(),
-    }
+    # The rooms, read once: the select is rendered from this list, and it says whether there
+    # is any room to choose (the first choice is the front desk).
+    field = form.fields["room"]
+    field.choices = list(iter(field.choices))  # iter: list() would also ask for a count
+    return {"room_form": form, "room_unset": mine.room is None and len(field.choices) > 1}
 
 
 def _room_for_call(request):

@@ -22,8 +22,9 @@ from tests.factories import PersonFactory, check_in, grant, make_staff
 CHECK_IN_STATEMENTS = 13
 # A clinician's: session, user, the site with the permission check, the queue's version, the
 # people in line and those seen today, the staff's disciplines, the permissions for the page
-# and its navigation, the services and rooms to choose from, and the session's new expiry.
-BOARD_STATEMENTS = 11
+# and its navigation, the services and rooms to choose from, the room they remember, and the
+# session's new expiry.
+BOARD_STATEMENTS = 12
 
 
 def statements(context: CaptureQueriesContext) -> list[str]:
