@@ -206,7 +206,12 @@ else:
 # Live sockets (queues/consumers.py): how often each process re-checks that its screens may
 # still see what they show (an expired session stops receiving within this), how many frames
 # a socket may have waiting before it is dropped as too slow, and how long one send may take.
+# LIVE_BUILD_SHARE: under a burst of changes, the most of a process's time spent building one
+# site's screens (the changes between builds are coalesced, the last is always sent).
 LIVE_RECHECK_SECONDS = float(os.environ.get("LIVE_RECHECK_SECONDS", "10"))
+LIVE_BUILD_SHARE = float(os.environ.get("LIVE_BUILD_SHARE", "0.25"))
+if not 0 < LIVE_BUILD_SHARE <= 1:
+    raise ImproperlyConfigured("LIVE_BUILD_SHARE must be more than 0 and at most 1.")
 LIVE_SEND_BACKLOG = 8
 LIVE_SEND_TIMEOUT_SECONDS = 5.0
 

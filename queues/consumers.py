@@ -11,7 +11,10 @@ site: it checks, in a constant number of queries, that every socket may still se
 current), builds the snapshot once and renders it once per permission set, then hands the
 rendered text to every socket. The other sockets find that version done and do nothing. Hints
 that arrive while a build runs wait for it and are then usually already covered (the build reads
-the newest version): a burst is coalesced, and the last version is always built.
+the newest version): a burst is coalesced, and the last version is always built. Under a rush,
+building a site's screens takes at most LIVE_BUILD_SHARE of a process's time (a build of a long
+queue is followed by a longer pause), so that check-ins keep the server; a change after a quiet
+spell, or on a short queue, is built at once.
 
 A board that holds the version built before gets a patch to the new one, not the whole board
 (`queues.board.board_patch`, computed once per permission set): the rows added or changed,
@@ -241,6 +244,7 @@ class _Hub:
         self.locks: dict[tuple, asyncio.Lock] = {}
         self.built: dict[tuple, Built] = {}
         self.done: dict[tuple, int] = {}
+        self.last_build: dict[tuple, tuple[float, float]] = {}  # (ended, took)
         self.rechecker: asyncio.Task | None = None
 
     def add(self, socket) -> None:
@@ -255,7 +259,7 @@ class _Hub:
         held.discard(socket)
         if not held:
             del self.sockets[socket.hub_key]
-            for table in (self.built, self.done, self.locks):
+            for table in (self.built, self.done, self.locks, self.last_build):
                 table.pop(socket.hub_key, None)
         if not self.sockets:
             if self.rechecker is not None:
@@ -272,12 +276,22 @@ class _Hub:
         async with self._lock(hub_key):
             if force is None and version is not None and self.done.get(hub_key, -1) >= version:
                 return  # another socket's hint already built this version or a newer one
+            if force is None:
+                # Under a burst, building takes at most LIVE_BUILD_SHARE of the time: after a
+                # build that took d, the next waits until (1 / share - 1) × d has passed. The
+                # hints that come meanwhile wait here, and the next build covers them all.
+                ended, took = self.last_build.get(hub_key, (0.0, 0.0))
+                rest = ended + took * (1 / settings.LIVE_BUILD_SHARE - 1) - time.monotonic()
+                if rest > 0:
+                    await asyncio.sleep(rest)
             sockets = list(self.sockets.get(hub_key, ()))
             if not sockets:
                 return
+            started = time.monotonic()
             sockets = await self._admit(hub_key, sockets)
             base = self.built.get(hub_key)
             built = await self._build(hub_key, {s.perms_key for s in sockets}, version or 0)
+            self.last_build[hub_key] = (time.monotonic(), time.monotonic() - started)
             if built is None:
                 for s in sockets:
                     s.drop(CLOSE_FORBIDDEN)

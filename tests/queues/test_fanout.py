@@ -18,6 +18,7 @@ from django.urls import reverse
 from clinic import staff
 from clinic.asgi import application
 from clinic.models import Membership
+from queues import consumers
 from queues.consumers import CLOSE_FORBIDDEN, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW
 from queues.selectors import queue_version
 from tests.factories import check_in
@@ -154,6 +155,43 @@ def test_a_burst_of_changes_ends_with_every_board_at_the_last_version(
                 assert all(n in seen[-1]["html"] for n in names)
 
     run(scenario)
+
+
+def test_a_rush_of_changes_shares_builds_and_ends_at_the_last_version(
+    layer,  # noqa: F811
+    monkeypatch,
+    settings,
+    site,
+    front_desk,
+    clinician,
+):
+    settings.LIVE_BUILD_SHARE = 0.01  # each build is followed by a pause 99 times as long
+    builds = []
+    build = consumers._build
+
+    def counted(*args):
+        builds.append(args)
+        return build(*args)
+
+    headers = staff_headers(clinician)
+
+    async def scenario():
+        async with sockets(3, board_path(site), headers) as boards:
+            for ws in boards:
+                await connected(ws)
+            monkeypatch.setattr(consumers, "_build", counted)
+            for i in range(10):  # a rush: ten check-ins, well within the first pause
+                await a_check_in(site=site, by=front_desk, name=f"Person {i}")
+            last = await database_sync_to_async(queue_version)(site.pk)
+            for ws in boards:
+                version = -1
+                while version < last:
+                    version = (await next_snapshot(ws))["version"]
+                assert version == last
+
+    run(scenario)
+    # The first change is built at once, the other nine wait for the pause and share a build.
+    assert 1 < len(builds) <= 3
 
 
 # --- access ending closes sockets at once -------------------------------------------------------
