@@ -63,17 +63,22 @@ class VisitEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8}),
     )
 
-    def __init__(self, *args, visit: Visit, **kwargs):
+    def __init__(self, *args, visit: Visit, draft: dict[str, list[str]] | None = None, **kwargs):
         if not args and "data" not in kwargs:
-            kwargs.setdefault(
-                "initial",
-                {
-                    "base": visit_services.visit_fingerprint(visit),
-                    "services": list(visit.services.all()),
-                    "priorities": visit.priorities,
-                    "note": visit.note,
-                },
-            )
+            initial = {
+                "base": visit_services.visit_fingerprint(visit),
+                "services": list(visit.services.all()),
+                "priorities": visit.priorities,
+                "note": visit.note,
+            }
+            if draft:
+                # What they typed and had not saved yet, with the version it was typed over: if
+                # someone else has saved since, saving says so instead of overwriting theirs.
+                initial.update(
+                    {name: values[-1] for name, values in draft.items() if values},
+                    services=draft.get("services", []),
+                )
+            kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         # Active services, plus any already recorded that the site has since stopped offering.
         self.fields["services"].queryset = Service.objects.filter(site=visit.site_id).filter(

@@ -18,7 +18,14 @@ from clinic.dates import record_day_problem, site_first_day
 from clinic.models import Discipline, Membership, Person, Service, Site
 from queues.errors import QueueError
 from visits.errors import VisitError
-from visits.models import Addendum, Medication, MedicationEvent, Visit, VisitParticipant
+from visits.models import (
+    Addendum,
+    Draft,
+    Medication,
+    MedicationEvent,
+    Visit,
+    VisitParticipant,
+)
 
 PRIORITIES_MAX = 4000
 NOTE_MAX = 20000
@@ -70,6 +77,8 @@ def _has_record(visit: Visit) -> bool:
         or visit.tox_screens.exists()
         or visit.goals_set.exists()
         or visit.goal_progress.exists()
+        # Typed and not saved yet is recorded too: undoing "Start" never deletes it.
+        or Draft.objects.filter(visit=visit).exists()
     )
 
 
