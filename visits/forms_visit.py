@@ -47,6 +47,15 @@ def local_now(site) -> str:
     return timezone.localtime(timezone.now(), site.tz).strftime(LOCAL_FORMAT)
 
 
+def _came_for(visit: Visit) -> list[Service]:
+    """While nothing is recorded in a visit from the queue, its services start from the one
+    they checked in for (only ticked in the form: saving records it)."""
+    arrival = visit.arrival if visit.arrival_id else None
+    if arrival is None or arrival.service_id is None or visit.note or visit.priorities:
+        return []
+    return [arrival.service]
+
+
 class VisitEditForm(forms.Form):
     base = forms.CharField(widget=forms.HiddenInput, required=False)
     services = ServicesField()
@@ -67,7 +76,7 @@ class VisitEditForm(forms.Form):
         if not args and "data" not in kwargs:
             initial = {
                 "base": visit_services.visit_fingerprint(visit),
-                "services": list(visit.services.all()),
+                "services": list(visit.services.all()) or _came_for(visit),
                 "priorities": visit.priorities,
                 "note": visit.note,
             }
@@ -182,3 +191,15 @@ class DirectVisitForm(forms.Form):
         if person is None:
             raise forms.ValidationError(_("That person is not known at this site."))
         return person
+
+
+class HandOffNoteForm(forms.Form):
+    """The hand-off page's note for the next team member (queues/views.py: hand_off)."""
+
+    note = forms.CharField(
+        label=_("Note for the next team member (optional)"),
+        required=False,
+        max_length=visit_services.HAND_OFF_NOTE_MAX,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Shown to them on the visit record. What they should know to pick up."),
+    )

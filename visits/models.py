@@ -379,3 +379,24 @@ class Draft(models.Model):
 
     def __str__(self) -> str:
         return f"Draft {self.form} of visit {self.visit_id} by {self.author_id}"
+
+
+class HandOffNote(models.Model):
+    """What the team member handing someone over wrote for the next one, kept with the
+    hand-off's queue event. Clinical text: shown on the visit page (an access-logged read),
+    never in a log line or on the board."""
+
+    event = models.OneToOneField(
+        "queue.ArrivalEvent", on_delete=models.PROTECT, related_name="hand_off_note"
+    )
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="hand_off_notes")
+    text = models.TextField(_("note for the next team member"), max_length=2000)
+
+    class Meta:
+        ordering = ["event__at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(text=""), name="hand_off_note_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return f"Hand-off note on visit {self.visit_id}"

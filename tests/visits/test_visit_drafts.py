@@ -1,17 +1,21 @@
 """The visit page keeps what is typed (issue 15): drafts per visit and author, put back when the
 page is shown, kept across another form's button, deleted when their form is saved, offered as
-an addendum once the visit has ended.
+an addendum once the visit has ended; why they came shown on the visit; the hand-off's note
+for the next team member.
 
 The browser half (typing, every button, reload, the screen lock) is tests/browser/
 test_visit_drafts.py."""
 
+import logging
+
 import pytest
 from django.urls import reverse
 
+from clinic.models import AccessLog
 from queues import services as queue
 from queues.errors import QueueError
-from tests.factories import check_in
-from visits.models import Draft, Goal, MedicationEvent
+from tests.factories import ServiceFactory, check_in
+from visits.models import Draft, Goal, HandOffNote, MedicationEvent
 from visits.services import drafts as drafts_service
 from visits.services import goals as goal_services
 from visits.services import visits as services
@@ -221,3 +225,90 @@ def test_undoing_start_never_deletes_a_draft(client, login, visit, arrival, clin
         queue.arrival_undo(arrival=arrival, by=clinician, revision=arrival.revision)
     assert refused.value.code == "visit_has_record"
     assert Draft.objects.filter(visit=visit).exists()
+
+
+# --- why they came ------------------------------------------------------------------------------
+
+
+def test_the_visit_says_what_they_came_for_and_why_it_is_urgent(client, login, visit, service):
+    login("clinician")
+    response = client.get(url("visit", visit))
+    html = response.content.decode()
+    assert "Came for" in html
+    assert service.name in html
+    assert "Chest pain since this morning" in html
+    # The service they came for starts ticked; saving records it.
+    assert response.context["edit_form"]["services"].value() == [service.pk]
+
+
+def test_what_they_came_for_is_only_a_start(client, login, visit, service):
+    other = ServiceFactory(site=visit.site, name="Counselling")
+    login("clinician")
+    client.post(
+        url("visit_edit", visit),
+        {"base": services.visit_fingerprint(visit), "services": [other.pk], "note": ""},
+    )
+    assert client.get(url("visit", visit)).context["edit_form"]["services"].value() == [other.pk]
+
+
+# --- hand-off note ------------------------------------------------------------------------------
+
+
+def hand_off(client, arrival, to_user, note):
+    arrival.refresh_from_db()
+    return client.post(
+        reverse("queues:hand_off", args=[arrival.pk]),
+        {"revision": arrival.revision, "to_user": to_user.pk, "note": note},
+    )
+
+
+def test_the_hand_off_note_reaches_the_next_team_member_on_the_visit(
+    client, login, visit, arrival, second_clinician, caplog
+):
+    words = "Wound dressed; he wants to talk about housing next. Prefers the quiet room."
+    login("clinician")
+    caplog.set_level(logging.DEBUG)
+    assert hand_off(client, arrival, second_clinician, words).status_code == 302
+    note = HandOffNote.objects.get()
+    assert note.text == words
+    assert note.visit == visit
+    assert note.event.to_staff == second_clinician
+    assert words not in caplog.text
+    client.force_login(second_clinician)
+    before = AccessLog.objects.filter(user=second_clinician).count()
+    html = page(client, visit)
+    assert "Notes from hand-offs" in html
+    assert words in html
+    assert AccessLog.objects.filter(user=second_clinician).count() == before + 1
+
+
+def test_a_hand_off_without_a_note_records_none(client, login, arrival, visit, second_clinician):
+    login("clinician")
+    hand_off(client, arrival, second_clinician, "   ")
+    arrival.refresh_from_db()
+    assert arrival.staff == second_clinician
+    assert not HandOffNote.objects.exists()
+
+
+def test_a_refused_hand_off_keeps_the_note_typed(client, login, arrival, visit, clinician):
+    login("clinician")
+    response = hand_off(client, arrival, clinician, "x" * 2001)
+    assert response.status_code == 200
+    assert "x" * 2001 in response.content.decode()
+    arrival.refresh_from_db()
+    assert arrival.staff == clinician
+    assert not HandOffNote.objects.exists()
+
+
+def test_a_hand_off_from_a_stale_page_is_refused_and_the_note_is_still_there(
+    client, login, arrival, visit, second_clinician
+):
+    login("clinician")
+    response = client.post(
+        reverse("queues:hand_off", args=[arrival.pk]),
+        {"revision": arrival.revision - 1, "to_user": second_clinician.pk, "note": "Dog outside"},
+    )
+    assert response.status_code == 200
+    assert "Dog outside</textarea>" in response.content.decode()
+    arrival.refresh_from_db()
+    assert arrival.staff != second_clinician

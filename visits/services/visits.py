@@ -21,6 +21,7 @@ from visits.errors import VisitError
 from visits.models import (
     Addendum,
     Draft,
+    HandOffNote,
     Medication,
     MedicationEvent,
     Visit,
@@ -33,6 +34,7 @@ ADDENDUM_MAX = 20000
 DOSE_MAX = 120
 DAYS_SUPPLY_MIN = 1
 DAYS_SUPPLY_MAX = 365
+HAND_OFF_NOTE_MAX = 2000
 # A direct visit typed in a little ahead of the server's clock is still "now".
 CLOCK_SLACK = timedelta(minutes=5)
 
@@ -126,6 +128,29 @@ def visits_seal(*, site: Site, now: datetime) -> int:
     return Visit.objects.filter(
         site=site, ended_at__isnull=False, ended_at__lte=now, sealed_at__isnull=True
     ).update(sealed_at=now)
+
+
+def visit_hand_off(*, arrival, by, revision: int | None, to_user, note: str = ""):
+    """Hand the person being seen over to another team member (the queue's hand-off), with a
+    note for them kept beside the hand-off's event, in one transaction: both or neither.
+    Locks the arrival (the queue's service does)."""
+    from queues import services as queue_services
+    from queues.models import EventKind
+
+    note = _clean_text(
+        note,
+        max_length=HAND_OFF_NOTE_MAX,
+        code="too_long",
+        label=_("The note for the next team member"),
+    )
+    with transaction.atomic():
+        arrival = queue_services.arrival_hand_off(
+            arrival=arrival, by=by, revision=revision, to_user=to_user
+        )
+        if note:
+            event = arrival.events.filter(kind=EventKind.HANDED_OFF).latest("at", "pk")
+            HandOffNote.objects.create(event=event, visit=arrival.visit, text=note)
+    return arrival
 
 
 # --- checks -------------------------------------------------------------------------------------
