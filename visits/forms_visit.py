@@ -168,7 +168,10 @@ class DirectVisitForm(forms.Form):
     ended_at = SiteDateTimeField(
         label=_("Ended (optional)"),
         required=False,
-        help_text=_("Leave empty to keep the visit open and end it later."),
+        help_text=_(
+            "A quick contact left empty ends when it started; "
+            "outreach left empty stays open to end later."
+        ),
         error_messages={"invalid": _("Please give the end as a date and time.")},
     )
     priorities = VisitEditForm.base_fields["priorities"]

@@ -1,7 +1,7 @@
 """The visit page keeps what is typed (issue 15): drafts per visit and author, put back when the
 page is shown, kept across another form's button, deleted when their form is saved, offered as
 an addendum once the visit has ended; why they came shown on the visit; the hand-off's note
-for the next team member.
+for the next team member; a quick contact that ends itself.
 
 The browser half (typing, every button, reload, the screen lock) is tests/browser/
 test_visit_drafts.py."""
@@ -10,12 +10,15 @@ import logging
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from clinic.models import AccessLog
 from queues import services as queue
 from queues.errors import QueueError
-from tests.factories import ServiceFactory, check_in
-from visits.models import Draft, Goal, HandOffNote, MedicationEvent
+from reports.measures import Period, measures
+from tests.factories import PersonFactory, ServiceFactory, check_in
+from tests.helpers import messages_of
+from visits.models import Draft, Goal, HandOffNote, MedicationEvent, Visit
 from visits.services import drafts as drafts_service
 from visits.services import goals as goal_services
 from visits.services import visits as services
@@ -312,3 +315,31 @@ def test_a_hand_off_from_a_stale_page_is_refused_and_the_note_is_still_there(
     assert "Dog outside</textarea>" in response.content.decode()
     arrival.refresh_from_db()
     assert arrival.staff != second_clinician
+
+
+# --- quick contacts -----------------------------------------------------------------------------
+
+
+def test_a_quick_contact_ends_itself_and_still_counts_as_a_contact(client, login, site):
+    naloxone = ServiceFactory(site=site, name="Naloxone kit", code="naloxone")
+    login("clinician")
+    start = client.get(reverse("visits:visit_new")).context["form"]["started_at"].value()
+    response = client.post(
+        reverse("visits:visit_new"),
+        {"origin": "quick", "person": "", "services": [naloxone.pk], "started_at": start},
+    )
+    visit = Visit.objects.get()
+    assert not visit.is_open
+    assert visit.ended_at == visit.started_at
+    assert "Contact recorded; it has ended." in messages_of(response)
+    today = timezone.localdate(timezone.now(), site.tz)
+    counted = measures(Period(today, today), [site.pk])["M12"]
+    assert (counted["count"], counted["anonymous"]) == (1, 1)
+
+
+def test_outreach_left_without_an_end_stays_open(client, login, site):
+    person = PersonFactory(site=site)
+    visit = services.visit_open_direct(
+        site=site, by=login("clinician"), origin=Visit.Origin.OUTREACH, person=person
+    )
+    assert visit.is_open

@@ -231,10 +231,13 @@ def visit_open_direct(
 ) -> Visit:
     """Outreach or a quick contact, for someone known at the site or anonymous (no person).
 
-    Nothing to lock: the visit is new. `started_at` defaults to now.
+    Nothing to lock: the visit is new. `started_at` defaults to now. A quick contact (naloxone
+    at the door) is over once it is recorded: without an end time it ends when it started.
     """
     now = now or timezone.now()
     started_at = started_at or now
+    if origin == Visit.Origin.QUICK and ended_at is None:
+        ended_at = started_at
     if origin not in (Visit.Origin.OUTREACH, Visit.Origin.QUICK):
         raise VisitError("unknown_origin", _("Please choose outreach or a quick contact."))
     if person is not None and person.site_id != site.pk:

@@ -230,7 +230,10 @@ def visit_new(request):
         except VisitError as error:
             form.add_error(DIRECT_ERROR_FIELDS.get(error.code), error.message)
         else:
-            messages.success(request, _("Visit recorded."))
+            messages.success(
+                request,
+                _("Visit recorded.") if visit.is_open else _("Contact recorded; it has ended."),
+            )
             return redirect("visits:visit", visit.pk)
     # The search shown again with the form, so the people found stay to choose from.
     query = NameSearchForm(request.POST if request.method == "POST" else None).query()
