@@ -12,7 +12,9 @@
   var page = document.querySelector("[data-drafts-url]");
   if (!page) return;
   var URL_ = page.getAttribute("data-drafts-url");
-  var DELAY_MS = 700, RETRY_MS = 3000;
+  // A failed save is tried again after RETRY_MS; while the screen is locked (the form is out
+  // of the document) it is looked at every LOCKED_MS, so it goes as soon as the page is back.
+  var DELAY_MS = 700, RETRY_MS = 3000, LOCKED_MS = 500;
   // Fields that are not part of what a form records.
   var SKIP = {csrfmiddlewaretoken: true, next: true, visit: true};
   var forms = Array.prototype.slice.call(page.querySelectorAll("form[data-draft]"));
@@ -43,8 +45,8 @@
     var before = flying.get(form) || Promise.resolve();
     var done = before.then(function () {
       var now = fields(form);
-      if (now === kept.get(form)) return;
-      if (!document.contains(form)) { later(form, RETRY_MS); return; }  // the screen is locked
+      if (now === kept.get(form)) { mark(form, "saved"); return; }
+      if (!document.contains(form)) { later(form, LOCKED_MS); return; }
       mark(form, "saving");
       return fetch(URL_, {
         method: "POST",
@@ -68,6 +70,7 @@
         }, function () { failed(form); });
     });
     flying.set(form, done);
+    done.then(function () { if (flying.get(form) === done) flying.delete(form); });
     return done;
   }
 
@@ -108,9 +111,13 @@
     event.preventDefault();
     var submitter = event.submitter;
     Promise.all(waits).then(send, send);
+    // In a task of its own: while this submit event is still being dispatched (the promises
+    // may already be settled), the browser ignores another submission of the same form.
     function send() {
-      if (submitter && submitter.form === form) form.requestSubmit(submitter);
-      else form.requestSubmit();
+      window.setTimeout(function () {
+        if (submitter && submitter.form === form) form.requestSubmit(submitter);
+        else form.requestSubmit();
+      }, 0);
     }
   });
 
