@@ -38,6 +38,7 @@ APPEND_ONLY_TABLES = [
     "releases_emergencyrelease",
     "releases_emergencyreview",
     "visits_addendum",
+    "visits_handoffnote",
 ]
 
 

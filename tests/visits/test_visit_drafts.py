@@ -293,6 +293,20 @@ def test_a_hand_off_without_a_note_records_none(client, login, arrival, visit, s
     assert not HandOffNote.objects.exists()
 
 
+def test_undoing_start_after_an_undone_hand_off_keeps_its_note(
+    client, login, arrival, visit, clinician, second_clinician
+):
+    login("clinician")
+    hand_off(client, arrival, second_clinician, "He needs the quiet room")
+    arrival.refresh_from_db()
+    queue.arrival_undo(arrival=arrival, by=clinician, revision=arrival.revision)  # the hand-off
+    arrival.refresh_from_db()
+    with pytest.raises(QueueError) as refused:
+        queue.arrival_undo(arrival=arrival, by=clinician, revision=arrival.revision)  # Start
+    assert refused.value.code == "visit_has_record"
+    assert HandOffNote.objects.get().visit == visit
+
+
 def test_a_refused_hand_off_keeps_the_note_typed(client, login, arrival, visit, clinician):
     login("clinician")
     response = hand_off(client, arrival, clinician, "x" * 2001)

@@ -79,6 +79,7 @@ def _has_record(visit: Visit) -> bool:
         or visit.tox_screens.exists()
         or visit.goals_set.exists()
         or visit.goal_progress.exists()
+        or visit.hand_off_notes.exists()
         # Typed and not saved yet is recorded too: undoing "Start" never deletes it.
         or Draft.objects.filter(visit=visit).exists()
     )
