@@ -39,6 +39,7 @@ APPEND_ONLY_TABLES = [
     "releases_emergencyreview",
     "releases_handover",
     "visits_addendum",
+    "visits_handoffnote",
 ]
 
 

@@ -33,6 +33,9 @@ from queues.selectors import (
     queue_snapshot,
     staff_room,
 )
+from visits.errors import VisitError
+from visits.forms_visit import HandOffNoteForm
+from visits.services import visits as visit_services
 
 
 def _back(request, default: str):
@@ -431,22 +434,34 @@ def hand_off(request, pk: int):
         Arrival.objects.select_related("person", "staff"), pk=pk, site=request.site
     )
     data = request.POST if request.method == "POST" else None
-    form = HandOffForm(
-        data,
-        site=request.site,
-        exclude_user_id=arrival.staff_id,
-        initial={"revision": arrival.revision},
-    )
-    if request.method == "POST" and form.is_valid():
+
+    def hand_off_form(data):
+        return HandOffForm(
+            data,
+            site=request.site,
+            exclude_user_id=arrival.staff_id,
+            initial={"revision": arrival.revision},
+        )
+
+    form = hand_off_form(data)
+    # The note for the next team member is clinical text: kept with the visit, never logged.
+    note_form = HandOffNoteForm(data)
+    if request.method == "POST" and form.is_valid() and note_form.is_valid():
         try:
-            services.arrival_hand_off(
+            visit_services.visit_hand_off(
                 arrival=arrival,
                 by=request.user,
                 revision=form.cleaned_data["revision"],
                 to_user=form.cleaned_data["to_user"],
+                note=note_form.cleaned_data["note"],
             )
-        except QueueError as error:
+        except (QueueError, VisitError) as error:
             messages.warning(request, error.message)
+            if not note_form.cleaned_data["note"].strip():
+                return redirect("queues:board")
+            # Nothing was handed off: the page again as it is now, with the note they typed.
+            arrival.refresh_from_db()
+            form = hand_off_form(None)
         else:
             messages.success(
                 request,
@@ -456,8 +471,12 @@ def hand_off(request, pk: int):
                     "who": services.staff_label(form.cleaned_data["to_user"]),
                 },
             )
-        return redirect("queues:board")
-    return render(request, "queues/hand_off.html", {"arrival": arrival, "form": form})
+            return redirect("queues:board")
+    return render(
+        request,
+        "queues/hand_off.html",
+        {"arrival": arrival, "form": form, "note_form": note_form},
+    )
 
 
 @never_cache

@@ -55,7 +55,7 @@ from visits.forms_goals import GoalForm, GoalStatusForm, ProgressForm
 from visits.forms_merge import MergeDeclineForm, MergeFindForm, MergeProposeForm
 from visits.forms_people import AccessLogFilterForm, ChangesFilterForm, PersonDetailsForm
 from visits.forms_tox import ToxScreenForm
-from visits.forms_visit import DirectVisitForm, MedicationForm, VisitEditForm
+from visits.forms_visit import DirectVisitForm, HandOffNoteForm, MedicationForm, VisitEditForm
 from visits.models import Visit
 from visits.services.appointments import appointment_create
 from visits.services.goals import goal_set
@@ -164,7 +164,9 @@ ROUTES: dict[str, Route] = {
     "queues:set_room": Route("clinician", get=None, post=fields(RoomForm, extra=("next",))),
     "queues:call_next": Route("clinician", get=None, post=fields(CallNextForm, extra=("next",))),
     "queues:close_day": Route("director", post=("revision", "confirm")),
-    "queues:hand_off": Route("clinician", args=("arrival",), post=fields(HandOffForm)),
+    "queues:hand_off": Route(
+        "clinician", args=("arrival",), post=fields(HandOffForm, HandOffNoteForm)
+    ),
     "queues:arrival_action": Route(
         "clinician", args=("arrival", "step-out"), get=None, post=("revision", "next")
     ),
@@ -189,6 +191,13 @@ ROUTES: dict[str, Route] = {
         valid={"medication": "methadone", "dose": "30 mg", "action": "prescribed"},
     ),
     "visits:addendum_add": Route("clinician", args=("visit",), get=None, post=("text",)),
+    "visits:draft_save": Route(
+        "clinician",
+        args=("visit",),
+        get=None,
+        post=("form", "base", "services", "priorities", "note", "dose", "words", "text"),
+        valid={"form": "record"},
+    ),
     "visits:visit_join": Route("second_clinician", args=("visit",), get=None, post=()),
     "visits:visit_for_arrival": Route("clinician", args=("arrival",)),
     "visits:tox_new": Route(

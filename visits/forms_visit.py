@@ -47,6 +47,15 @@ def local_now(site) -> str:
     return timezone.localtime(timezone.now(), site.tz).strftime(LOCAL_FORMAT)
 
 
+def _came_for(visit: Visit) -> list[Service]:
+    """While nothing is recorded in a visit from the queue, its services start from the one
+    they checked in for (only ticked in the form: saving records it)."""
+    arrival = visit.arrival if visit.arrival_id else None
+    if arrival is None or arrival.service_id is None or visit.note or visit.priorities:
+        return []
+    return [arrival.service]
+
+
 class VisitEditForm(forms.Form):
     base = forms.CharField(widget=forms.HiddenInput, required=False)
     services = ServicesField()
@@ -63,17 +72,22 @@ class VisitEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8}),
     )
 
-    def __init__(self, *args, visit: Visit, **kwargs):
+    def __init__(self, *args, visit: Visit, draft: dict[str, list[str]] | None = None, **kwargs):
         if not args and "data" not in kwargs:
-            kwargs.setdefault(
-                "initial",
-                {
-                    "base": visit_services.visit_fingerprint(visit),
-                    "services": list(visit.services.all()),
-                    "priorities": visit.priorities,
-                    "note": visit.note,
-                },
-            )
+            initial = {
+                "base": visit_services.visit_fingerprint(visit),
+                "services": list(visit.services.all()) or _came_for(visit),
+                "priorities": visit.priorities,
+                "note": visit.note,
+            }
+            if draft:
+                # What they typed and had not saved yet, with the version it was typed over: if
+                # someone else has saved since, saving says so instead of overwriting theirs.
+                initial.update(
+                    {name: values[-1] for name, values in draft.items() if values},
+                    services=draft.get("services", []),
+                )
+            kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         # Active services, plus any already recorded that the site has since stopped offering.
         self.fields["services"].queryset = Service.objects.filter(site=visit.site_id).filter(
@@ -154,7 +168,10 @@ class DirectVisitForm(forms.Form):
     ended_at = SiteDateTimeField(
         label=_("Ended (optional)"),
         required=False,
-        help_text=_("Leave empty to keep the visit open and end it later."),
+        help_text=_(
+            "A quick contact left empty ends when it started; "
+            "outreach left empty stays open to end later."
+        ),
         error_messages={"invalid": _("Please give the end as a date and time.")},
     )
     priorities = VisitEditForm.base_fields["priorities"]
@@ -177,3 +194,15 @@ class DirectVisitForm(forms.Form):
         if person is None:
             raise forms.ValidationError(_("That person is not known at this site."))
         return person
+
+
+class HandOffNoteForm(forms.Form):
+    """The hand-off page's note for the next team member (queues/views.py: hand_off)."""
+
+    note = forms.CharField(
+        label=_("Note for the next team member (optional)"),
+        required=False,
+        max_length=visit_services.HAND_OFF_NOTE_MAX,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Shown to them on the visit record. What they should know to pick up."),
+    )

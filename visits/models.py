@@ -351,3 +351,52 @@ class ToxResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_substance_display()}: {self.get_result_display()}"
+
+
+class Draft(models.Model):
+    """What one team member has typed into one form of a visit page and not saved yet, kept so
+    that another button, a reload or the screen lock never loses it (static/js/drafts.js).
+
+    Only its author ever reads it back, on that visit's page at the visit's site. Saving the
+    form deletes it; a draft of a visit that has since ended is offered as an addendum and
+    deleted when that is saved (visits/services/drafts.py).
+    """
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Which form on the page: "record", "medication", "addendum", "goal", "step-<goal id>".
+    form = models.CharField(max_length=40)
+    # The form's fields as typed: {name: [value, ...]} (a list: checkboxes repeat a name).
+    data = models.JSONField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visit", "author", "form"], name="one_draft_per_visit_author_form"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft {self.form} of visit {self.visit_id} by {self.author_id}"
+
+
+class HandOffNote(models.Model):
+    """What the team member handing someone over wrote for the next one, kept with the
+    hand-off's queue event. Clinical text: shown on the visit page (an access-logged read),
+    never in a log line or on the board."""
+
+    event = models.OneToOneField(
+        "queue.ArrivalEvent", on_delete=models.PROTECT, related_name="hand_off_note"
+    )
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="hand_off_notes")
+    text = models.TextField(_("note for the next team member"), max_length=2000)
+
+    class Meta:
+        ordering = ["event__at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(text=""), name="hand_off_note_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return f"Hand-off note on visit {self.visit_id}"

@@ -71,6 +71,7 @@ NOT_PAGES = {
     "visits:visit_join": POST_ONLY,
     "visits:medication_add": POST_ONLY,
     "visits:addendum_add": POST_ONLY,
+    "visits:draft_save": POST_ONLY,
     "visits:goal_add": POST_ONLY,
     "visits:goal_status": POST_ONLY,
     "visits:goal_progress": POST_ONLY,

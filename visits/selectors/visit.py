@@ -30,4 +30,5 @@ def visit_page(*, visit: Visit, user) -> dict:
         "note_findings": language_check(visit.note),
         "goals": person_goals(person=visit.person) if visit.person_id else [],
         "tox_screens": visit_tox_screens(visit=visit),
+        "hand_off_notes": list(visit.hand_off_notes.select_related("event__by", "event__to_staff")),
     }

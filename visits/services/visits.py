@@ -18,7 +18,15 @@ from clinic.dates import record_day_problem, site_first_day
 from clinic.models import Discipline, Membership, Person, Service, Site
 from queues.errors import QueueError
 from visits.errors import VisitError
-from visits.models import Addendum, Medication, MedicationEvent, Visit, VisitParticipant
+from visits.models import (
+    Addendum,
+    Draft,
+    HandOffNote,
+    Medication,
+    MedicationEvent,
+    Visit,
+    VisitParticipant,
+)
 
 PRIORITIES_MAX = 4000
 NOTE_MAX = 20000
@@ -26,6 +34,7 @@ ADDENDUM_MAX = 20000
 DOSE_MAX = 120
 DAYS_SUPPLY_MIN = 1
 DAYS_SUPPLY_MAX = 365
+HAND_OFF_NOTE_MAX = 2000
 # A direct visit typed in a little ahead of the server's clock is still "now".
 CLOCK_SLACK = timedelta(minutes=5)
 
@@ -70,6 +79,9 @@ def _has_record(visit: Visit) -> bool:
         or visit.tox_screens.exists()
         or visit.goals_set.exists()
         or visit.goal_progress.exists()
+        or visit.hand_off_notes.exists()
+        # Typed and not saved yet is recorded too: undoing "Start" never deletes it.
+        or Draft.objects.filter(visit=visit).exists()
     )
 
 
@@ -117,6 +129,29 @@ def visits_seal(*, site: Site, now: datetime) -> int:
     return Visit.objects.filter(
         site=site, ended_at__isnull=False, ended_at__lte=now, sealed_at__isnull=True
     ).update(sealed_at=now)
+
+
+def visit_hand_off(*, arrival, by, revision: int | None, to_user, note: str = ""):
+    """Hand the person being seen over to another team member (the queue's hand-off), with a
+    note for them kept beside the hand-off's event, in one transaction: both or neither.
+    Locks the arrival (the queue's service does)."""
+    from queues import services as queue_services
+    from queues.models import EventKind
+
+    note = _clean_text(
+        note,
+        max_length=HAND_OFF_NOTE_MAX,
+        code="too_long",
+        label=_("The note for the next team member"),
+    )
+    with transaction.atomic():
+        arrival = queue_services.arrival_hand_off(
+            arrival=arrival, by=by, revision=revision, to_user=to_user
+        )
+        if note:
+            event = arrival.events.filter(kind=EventKind.HANDED_OFF).latest("at", "pk")
+            HandOffNote.objects.create(event=event, visit=arrival.visit, text=note)
+    return arrival
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -197,10 +232,13 @@ def visit_open_direct(
 ) -> Visit:
     """Outreach or a quick contact, for someone known at the site or anonymous (no person).
 
-    Nothing to lock: the visit is new. `started_at` defaults to now.
+    Nothing to lock: the visit is new. `started_at` defaults to now. A quick contact (naloxone
+    at the door) is over once it is recorded: without an end time it ends when it started.
     """
     now = now or timezone.now()
     started_at = started_at or now
+    if origin == Visit.Origin.QUICK and ended_at is None:
+        ended_at = started_at
     if origin not in (Visit.Origin.OUTREACH, Visit.Origin.QUICK):
         raise VisitError("unknown_origin", _("Please choose outreach or a quick contact."))
     if person is not None and person.site_id != site.pk:

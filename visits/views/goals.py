@@ -18,6 +18,7 @@ from clinic.sites import site_permission_required
 from visits.errors import VisitError
 from visits.forms_goals import GoalForm, GoalStatusForm, ProgressForm, first_error
 from visits.models import Goal, Visit
+from visits.services import drafts as draft_services
 from visits.services import goals as services
 
 
@@ -53,6 +54,12 @@ def _visit(form, person: Person, site) -> Visit | None:
     return visit
 
 
+def _saved_draft(request, visit: Visit | None, form: str) -> None:
+    """A form on a visit page was saved: its draft there is done with."""
+    if visit is not None:
+        draft_services.draft_discard(visit=visit, author=request.user, forms=(form,))
+
+
 @require_POST
 @site_permission_required("visits.record_visit")
 def goal_add(request, person_id: int):
@@ -64,16 +71,15 @@ def goal_add(request, person_id: int):
         messages.error(request, first_error(form))
         return back(request, person_url(person))
     try:
+        visit = _visit(form, person, request.site)
         services.goal_set(
-            person=person,
-            words=form.cleaned_data["words"],
-            by=request.user,
-            visit=_visit(form, person, request.site),
+            person=person, words=form.cleaned_data["words"], by=request.user, visit=visit
         )
     except VisitError as error:
         messages.error(request, error.message)
     else:
         # The goal is in their own words: never language-checked (clinic/language.py).
+        _saved_draft(request, visit, "goal")
         messages.success(request, _("Goal saved."))
     return back(request, person_url(person))
 
@@ -114,15 +120,14 @@ def goal_progress(request, pk: int):
         messages.error(request, first_error(form))
         return back(request, person_url(goal.person))
     try:
+        visit = _visit(form, goal.person, request.site)
         step = services.goal_add_progress(
-            goal=goal,
-            note=form.cleaned_data["note"],
-            by=request.user,
-            visit=_visit(form, goal.person, request.site),
+            goal=goal, note=form.cleaned_data["note"], by=request.user, visit=visit
         )
     except VisitError as error:
         messages.error(request, error.message)
     else:
+        _saved_draft(request, visit, f"step-{goal.pk}")
         messages.success(request, _("Step saved."))
         language_message(request, _("progress note"), step.note)
     return back(request, person_url(goal.person))

@@ -1,8 +1,8 @@
-"""The visit record: the page, edits while open, medication events, addenda once closed, and
-direct visits (outreach, quick contacts)."""
+"""The visit record: the page, edits while open, medication events, addenda once closed,
+drafts of what is typed into them, and direct visits (outreach, quick contacts)."""
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
@@ -20,6 +20,7 @@ from visits.errors import VisitError
 from visits.forms_visit import AddendumForm, DirectVisitForm, MedicationForm, VisitEditForm
 from visits.models import Visit
 from visits.selectors.visit import visit_for_site, visit_page
+from visits.services import drafts as draft_services
 from visits.services import visits as services
 from visits.services.tox import tox_log_shown
 
@@ -59,15 +60,34 @@ def _page(request, visit: Visit, **forms):
     tox_log_shown(user=request.user, visit=visit, screens=context["tox_screens"])
     records = can(request.user, "visits.record_visit", request.site)
     editable = records and visit.is_open and context["is_participant"]
+    drafts = draft_services.drafts_for(visit=visit, author=request.user) if records else {}
     # A refused form can sit far down the page: say so at the top, with a link to it.
     context.update(
         problem_anchor=next((ANCHORS[name] for name, f in forms.items() if f.errors), None),
         can_record=records,
-        edit_form=forms.get("edit_form") or (VisitEditForm(visit=visit) if editable else None),
-        medication_form=forms.get("medication_form") or MedicationForm(),
-        addendum_form=forms.get("addendum_form") or AddendumForm(),
+        edit_form=forms.get("edit_form")
+        or (VisitEditForm(visit=visit, draft=drafts.get("record")) if editable else None),
+        medication_form=forms.get("medication_form")
+        or MedicationForm(initial=_single(drafts.get("medication", {}))),
+        addendum_form=forms.get("addendum_form") or _addendum_form(visit, drafts),
+        drafts={form: _single(data) for form, data in drafts.items()},
+        drafts_restored=bool(drafts) and not forms,
     )
+    for goal in context["goals"]:
+        goal.draft_step = context["drafts"].get(f"step-{goal.pk}", {}).get("note", "")
     return render(request, "visits/visit_detail.html", context)
+
+
+def _single(data: dict[str, list[str]]) -> dict[str, str]:
+    """A draft's fields as a form's initial values: one value each (the last typed)."""
+    return {name: values[-1] for name, values in data.items() if values}
+
+
+def _addendum_form(visit: Visit, drafts: dict) -> AddendumForm:
+    """Once the visit has ended, whatever its author had typed and not saved is offered here."""
+    if visit.is_open or not drafts:
+        return AddendumForm()
+    return AddendumForm(initial={"text": draft_services.drafts_as_addendum(drafts)})
 
 
 def _refused(request, visit: Visit, error: VisitError, form, form_name: str):
@@ -113,6 +133,7 @@ def visit_edit(request, pk: int):
         )
     except VisitError as error:
         return _edit_refused(request, visit, error, form)
+    draft_services.draft_discard(visit=visit, author=request.user, forms=("record",))
     _saved(request, data["note"], _("Visit ended and saved.") if end else _("Saved."))
     return redirect("visits:visit", visit.pk)
 
@@ -158,6 +179,7 @@ def medication_add(request, pk: int):
         services.visit_add_medication(visit=visit, by=request.user, **form.cleaned_data)
     except VisitError as error:
         return _refused(request, visit, error, form, "medication_form")
+    draft_services.draft_discard(visit=visit, author=request.user, forms=("medication",))
     messages.success(request, _("Medication recorded."))
     return redirect(f"{visit_url(visit)}#medications")
 
@@ -173,8 +195,26 @@ def addendum_add(request, pk: int):
         services.visit_add_addendum(visit=visit, by=request.user, text=form.cleaned_data["text"])
     except VisitError as error:
         return _refused(request, visit, error, form, "addendum_form")
+    # The addendum carried every draft of the ended visit (see _addendum_form).
+    draft_services.draft_discard(visit=visit, author=request.user)
     _saved(request, form.cleaned_data["text"], _("Addendum saved."))
     return redirect(f"{visit_url(visit)}#addenda")
+
+
+@require_POST
+@site_permission_required("visits.record_visit")
+def draft_save(request, pk: int):
+    """What the author has typed into one form of the page and not saved yet (drafts.js).
+    Form-encoded: `form` names the form, the rest are its fields."""
+    visit = _visit(request, pk)
+    data = {name: request.POST.getlist(name) for name in request.POST if name != "form"}
+    try:
+        draft_services.draft_save(
+            visit=visit, author=request.user, form=request.POST.get("form", ""), data=data
+        )
+    except VisitError as error:
+        return JsonResponse({"saved": False, "error": error.message}, status=400)
+    return JsonResponse({"saved": True})
 
 
 @never_cache
@@ -190,7 +230,10 @@ def visit_new(request):
         except VisitError as error:
             form.add_error(DIRECT_ERROR_FIELDS.get(error.code), error.message)
         else:
-            messages.success(request, _("Visit recorded."))
+            messages.success(
+                request,
+                _("Visit recorded.") if visit.is_open else _("Contact recorded; it has ended."),
+            )
             return redirect("visits:visit", visit.pk)
     # The search shown again with the form, so the people found stay to choose from.
     query = NameSearchForm(request.POST if request.method == "POST" else None).query()
@@ -232,5 +275,6 @@ urlpatterns = [
     path("visits/<int:pk>/join/", visit_join, name="visit_join"),
     path("visits/<int:pk>/medications/", medication_add, name="medication_add"),
     path("visits/<int:pk>/addenda/", addendum_add, name="addendum_add"),
+    path("visits/<int:pk>/draft/", draft_save, name="draft_save"),
     path("visits/from-arrival/<int:pk>/", visit_for_arrival, name="visit_for_arrival"),
 ]
