@@ -22,9 +22,9 @@ from django.utils.translation import gettext as _
 
 TERMS_FILE = Path(__file__).resolve().parent / "data" / "language.txt"
 
-# Fields written by staff, checked after each save ("app_label.Model.field"). A new one (the
-# hand-off note for the next team member, say) joins this list, and the view that saves it
-# calls `language_message(request, _("hand-off note"), text)` after saving: one line.
+# Fields written by staff, checked after each save ("app_label.Model.field"). A new one joins
+# this list, and the view that saves it calls `language_message(request, _("label"), text)`
+# after saving: one line.
 STAFF_WRITTEN = (
     "visits.Visit.note",
     "visits.Addendum.text",
@@ -34,6 +34,7 @@ STAFF_WRITTEN = (
     "visits.Appointment.note",
     "clinic.Person.what_helps",
     "queue.Arrival.urgent_reason",
+    "visits.HandOffNote.text",
 )
 # The person's own words: never checked.
 OWN_WORDS = ("visits.Goal.words", "visits.ToxScreen.own_account")

@@ -278,7 +278,7 @@ class _Hub:
                 return  # another socket's hint already built this version or a newer one
             if force is None:
                 # Under a burst, building takes at most LIVE_BUILD_SHARE of the time: after a
-                # build that took d, the next waits until (1 / share - 1) × d has passed. The
+                # build that took d, the next waits until (1 / share - 1) * d has passed. The
                 # hints that come meanwhile wait here, and the next build covers them all.
                 ended, took = self.last_build.get(hub_key, (0.0, 0.0))
                 rest = ended + took * (1 / settings.LIVE_BUILD_SHARE - 1) - time.monotonic()

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from clinic.language import language_message
 from clinic.models import Site
 from clinic.sites import can, request_site_perms, site_permission_required
 from queues import services
@@ -104,6 +105,7 @@ def check_in(request):
             except QueueError as error:
                 form.add_error(None, error.message)
             else:
+                language_message(request, _("urgent reason"), data["urgent_reason"])
                 return redirect(f"{reverse('queues:check_in')}?arrival={arrival.pk}")
     else:
         form = CheckInForm(site=site)
@@ -463,6 +465,7 @@ def hand_off(request, pk: int):
             arrival.refresh_from_db()
             form = hand_off_form(None)
         else:
+            language_message(request, _("hand-off note"), note_form.cleaned_data["note"])
             messages.success(
                 request,
                 _("%(ticket)s is now with %(who)s.")

@@ -2,12 +2,15 @@
 own words are never flagged; the same words said of a person or a test still are; and every
 staff-written field is checked after saving, in both directions."""
 
+import uuid
+
 import pytest
 from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic.language import OWN_WORDS, STAFF_WRITTEN, language_check
+from queues.models import Arrival
 from tests.factories import PersonFactory
 from tests.helpers import messages_of
 from visits.models import Appointment, Goal
@@ -118,6 +121,21 @@ def test_what_helps_in_the_clinics_vocabulary_gets_no_warning(client, site, fron
         follow=True,
     )
     assert "Language check" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("reason", "flagged"),
+    [("Non-compliant with meds, chest pain", True), ("Wound bed not clean, bleeding", False)],
+)
+def test_the_urgent_reason_is_checked_after_check_in(client, site, front_desk, reason, flagged):
+    client.force_login(front_desk)
+    response = client.post(
+        reverse("queues:check_in"),
+        {"nonce": str(uuid.uuid4()), "name": "Dee", "urgent": "on", "urgent_reason": reason},
+        follow=True,
+    )
+    assert Arrival.objects.get().urgent_reason == reason  # kept as written
+    assert ("Language check (urgent reason)" in response.content.decode()) is flagged
 
 
 def test_an_appointment_note_is_checked_after_booking(client, site, front_desk):

@@ -285,6 +285,26 @@ def test_the_hand_off_note_reaches_the_next_team_member_on_the_visit(
     assert AccessLog.objects.filter(user=second_clinician).count() == before + 1
 
 
+def test_the_hand_off_note_is_language_checked_after_saving_and_kept_as_written(
+    client, login, arrival, visit, second_clinician
+):
+    login("clinician")
+    words = "Frequent flyer, wants the quiet room"
+    response = hand_off(client, arrival, second_clinician, words)
+    assert HandOffNote.objects.get().text == words
+    flagged = client.get(response.url).content.decode()
+    assert "Language check (hand-off note)" in flagged
+    assert "person who visits often" in flagged
+
+
+def test_a_hand_off_note_in_the_clinics_own_words_gets_no_warning(
+    client, login, arrival, visit, second_clinician
+):
+    login("clinician")
+    response = hand_off(client, arrival, second_clinician, "Gave clean syringes; wound bed clean")
+    assert "Language check" not in client.get(response.url).content.decode()
+
+
 def test_a_hand_off_without_a_note_records_none(client, login, arrival, visit, second_clinician):
     login("clinician")
     hand_off(client, arrival, second_clinician, "   ")
