@@ -297,3 +297,33 @@ def test_the_hand_off_note_reaches_the_next_team_member(
     expect(theirs.page.get_by_role("heading", name=f"Visit with {NAME}")).to_be_visible()
     assert_accessible(theirs.page)
     shot(theirs.page, "visit-hand-off-note-phone")
+
+
+@pytest.mark.parametrize("idle_seconds", [600])
+def test_leaving_the_hand_off_page_with_a_note_typed_asks_first(
+    lock_server, open_visit, sam, clinician_cookie, chromium
+):
+    screen = Screen(chromium, lock_server, viewport=PHONE, cookie=clinician_cookie)
+    page = screen.page
+    page.goto(f"/queue/arrivals/{open_visit.arrival_id}/handoff/")
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    page.on("dialog", answer)
+    note = page.get_by_label("Note for the next team member (optional)")
+    note.click()
+    note.press_sequentially("Prefers the quiet room")
+    page.get_by_role("link", name="Cancel").click()
+    expect(note).to_have_value("Prefers the quiet room")  # still here: the person was asked
+    assert asked == ["beforeunload"]
+
+    # Handing off sends the note: that is not leaving it behind, so nothing is asked.
+    page.get_by_label("Sam", exact=False).check()
+    page.get_by_role("button", name="Hand off").click()
+    expect(page.get_by_text("is now with Sam")).to_be_visible()
+    assert asked == ["beforeunload"]
+    assert in_thread(lambda: HandOffNote.objects.get().text) == "Prefers the quiet room"
+    assert screen.errors == []
