@@ -209,9 +209,15 @@ else:
 # LIVE_BUILD_SHARE: under a burst of changes, the most of a process's time spent building one
 # site's screens (the changes between builds are coalesced, the last is always sent).
 LIVE_RECHECK_SECONDS = float(os.environ.get("LIVE_RECHECK_SECONDS", "10"))
-LIVE_BUILD_SHARE = float(os.environ.get("LIVE_BUILD_SHARE", "0.25"))
+try:
+    LIVE_BUILD_SHARE = float(os.environ.get("LIVE_BUILD_SHARE", "0.25"))
+except ValueError:
+    LIVE_BUILD_SHARE = -1.0
 if not 0 < LIVE_BUILD_SHARE <= 1:
-    raise ImproperlyConfigured("LIVE_BUILD_SHARE must be more than 0 and at most 1.")
+    raise ImproperlyConfigured(
+        "LIVE_BUILD_SHARE must be a number more than 0 and at most 1 (e.g. 0.25), "
+        f"not {os.environ.get('LIVE_BUILD_SHARE')!r}."
+    )
 LIVE_SEND_BACKLOG = 8
 LIVE_SEND_TIMEOUT_SECONDS = 5.0
 

@@ -446,6 +446,14 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     assert "Set SECRET_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("share", ["0", "1.5", "a quarter"])
+def test_a_live_build_share_outside_its_range_is_refused_with_a_clear_message(share):
+    result = run_python(["manage.py", "check"], production_env(LIVE_BUILD_SHARE=share))
+
+    assert result.returncode != 0
+    assert "LIVE_BUILD_SHARE must be" in result.stderr
+
+
 def test_production_redirects_to_https_except_the_healthcheck(tmp_path):
     code = (
         "import django; django.setup(); from django.test import Client; "
