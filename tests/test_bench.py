@@ -60,9 +60,11 @@ def test_the_fanout_benchmark_runs_end_to_end(settings):
     out = result.stdout
     # The latency table: no screen, then 2 screens next to the plain broadcasts and the ratios.
     assert re.search(r"^\| 0 \| [\d.,]+ / [\d.,]+ \| \u2013 \|", out, re.MULTILINE)
+    # The message: the patch a screen gets after a change, next to its snapshot on connect.
+    message = r"[\d.,]+ KB \(snapshot on connect [\d.,]+ KB\)"
     assert re.search(
-        r"^\| 2 \| {t} \| {t} \| {t} and {t} \| {r} / {r} \| \d+ KB \|$".format(
-            t=r"[\d.,]+ / [\d.,]+", r=r"[\d,]+\u00d7"
+        r"^\| 2 \| {t} \| {t} \| {t} and {t} \| {r} / {r} \| {m} \|$".format(
+            t=r"[\d.,]+ / [\d.,]+", r=r"[\d,]+\u00d7", m=message
         ),
         out,
         re.MULTILINE,
