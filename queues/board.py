@@ -40,7 +40,11 @@ BOARD_PERMISSIONS = {
 
 def board_permissions(user, site) -> dict[str, bool]:
     """What the board lets this user do at the site (one query)."""
-    held = site_perms(user, site)
+    return board_permissions_of(site_perms(user, site))
+
+
+def board_permissions_of(held: frozenset[str]) -> dict[str, bool]:
+    """What the board lets someone do who holds `held` at the site (`site_perms`)."""
     return {name: perm in held for name, perm in BOARD_PERMISSIONS.items()}
 
 

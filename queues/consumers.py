@@ -55,7 +55,7 @@ from django.utils import timezone, translation
 from clinic.models import Membership, Site
 from clinic.sites import site_perms
 from queues import realtime
-from queues.board import BOARD_PERMISSIONS, board_live, board_patch
+from queues.board import BOARD_PERMISSIONS, board_live, board_patch, board_permissions_of
 from queues.selectors import display_snapshot, queue_snapshot, queue_version
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def _authorise_board(user, slug: str, session) -> tuple | None:
     granted = site_perms(user, site)
     if VIEW_QUEUE not in granted:
         return None
-    perms = {name: perm in granted for name, perm in BOARD_PERMISSIONS.items()}
+    perms = board_permissions_of(granted)
     key = session.session_key if session is not None else None
     if not key or str(session.get(SESSION_KEY)) != str(user.pk):
         return None

@@ -15,7 +15,7 @@ from clinic.language import language_message
 from clinic.models import Site
 from clinic.sites import can, request_site_perms, site_permission_required
 from queues import services
-from queues.board import BOARD_PERMISSIONS, board_live_html
+from queues.board import board_live_html, board_permissions_of
 from queues.errors import QueueError
 from queues.forms import (
     CallNextForm,
@@ -221,19 +221,13 @@ def person_matches(request):
 # --- board ------------------------------------------------------------------------------------
 
 
-def _board_permissions(request) -> dict[str, bool]:
-    """board_permissions, from the permissions the page's navigation asks for anyway."""
-    held = request_site_perms(request)
-    return {name: perm in held for name, perm in BOARD_PERMISSIONS.items()}
-
-
 @never_cache
 @require_GET
 @site_permission_required("queue.view_queue")
 def board(request):
     site = request.site
     snapshot = queue_snapshot(site=site)
-    perms = _board_permissions(request)
+    perms = board_permissions_of(request_site_perms(request))
     return render(
         request,
         "queues/board.html",
@@ -253,7 +247,7 @@ def board(request):
 def board_live(request):
     """The same snapshot the websocket sends, for screens whose socket cannot connect."""
     snapshot = queue_snapshot(site=request.site)
-    html = board_live_html(snapshot, _board_permissions(request))
+    html = board_live_html(snapshot, board_permissions_of(request_site_perms(request)))
     return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
 
 
