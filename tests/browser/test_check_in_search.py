@@ -3,7 +3,6 @@ process with its access log on: typing a name, Enter in the name field (the name
 choosing the person found and checking them in, by keyboard alone. No request the page makes
 carries the name in its address, and nothing the server wrote holds it."""
 
-import shutil
 import urllib.parse
 from datetime import timedelta
 
@@ -13,14 +12,15 @@ from django.utils import timezone
 from clinic.models import Person
 from queues import services
 from tests.browser.axe import assert_accessible
-from tests.browser.test_live_queue import CHROMIUM_ARGS, DESK, Screen
+from tests.browser.conftest import launched_chromium
+from tests.browser.test_live_queue import DESK, Screen
 from tests.conftest import session_cookie_for, start_asgi_server, stop_asgi_server
 from tests.factories import check_in
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,10 +59,7 @@ def carries_only_ids(url: str) -> bool:
 def test_typing_a_name_and_enter_never_put_it_in_an_address_or_a_log(
     uvicorn_server, zoe, desk_cookie
 ):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         desk = Screen(browser, uvicorn_server, viewport=DESK, cookie=desk_cookie)
         page = desk.page
         requests = []

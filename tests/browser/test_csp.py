@@ -13,7 +13,6 @@ test until it is visited or excluded with a reason.
 
 import json
 import re
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,15 +37,16 @@ from releases.models import (
     ReleaseRequest,
 )
 from releases.services.outgoing import packet_generate, release_approve
-from tests.browser.test_live_queue import CHROMIUM_ARGS, DESK
+from tests.browser.conftest import launched_chromium
+from tests.browser.test_live_queue import DESK
 from tests.factories import UserFactory, check_in
 from tests.visits.merging import propose, two_records
 from visits.models import Appointment, ToxScreen, Visit
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -420,10 +420,7 @@ def test_every_page_of_every_role_runs_under_the_policy_with_no_violation(asgi_s
     check_not_pages(routes, clinic)
 
     opened = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         for role_name, role in roles.items():
             context = browser.new_context(base_url=asgi_server.url, viewport=DESK)
             watcher = Watcher(context)
@@ -502,10 +499,7 @@ def test_the_watch_sees_a_violation_and_the_browser_reports_it_without_personal_
 ):
     """The listener above is not blind: an inline style set by script is refused, seen as it
     happens and reported to /csp-report/, whose log line names the route and nothing else."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         context = browser.new_context(base_url=asgi_server.url, viewport=DESK)
         watcher = Watcher(context)
         page = context.new_page()

@@ -3,7 +3,6 @@ the desk's and a phone's size, and never finds or picks someone instead; Escape 
 form opened (More details, the people found as typed, the namesake question). After a row
 action on the board, focus comes back to the button pressed, not the top of the page."""
 
-import shutil
 import urllib.parse
 from datetime import timedelta
 
@@ -15,14 +14,14 @@ from queues import services
 from queues.models import Arrival
 from tests.browser.axe import assert_accessible
 from tests.browser.test_desk_layout import PHONE
-from tests.browser.test_live_queue import CHROMIUM_ARGS, DESK, Screen, in_thread
+from tests.browser.test_live_queue import DESK, Screen, in_thread
 from tests.conftest import session_cookie_for
 from tests.factories import ServiceFactory, check_in
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,17 +44,6 @@ def desk_cookie(front_desk):
 @pytest.fixture
 def clinician_cookie(clinician):
     return session_cookie_for(clinician)
-
-
-@pytest.fixture
-def chromium(asgi_server):
-    """Requested last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def arrivals_today(site):

@@ -6,7 +6,6 @@ no control is smaller than 44 x 44 px; every focus ring stands out 3:1; axe-core
 Set SHOTS_DIR to keep a screenshot of each state for a person to look at."""
 
 import os
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,14 +16,14 @@ from clinic.models import Person
 from queues import services
 from tests.browser.axe import assert_accessible
 from tests.browser.targets import undersized_targets, weak_focus_rings
-from tests.browser.test_live_queue import CHROMIUM_ARGS, DESK, Screen
+from tests.browser.test_live_queue import DESK, Screen
 from tests.conftest import session_cookie_for
 from tests.factories import ServiceFactory, check_in
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -57,17 +56,6 @@ def desk_cookie(front_desk):
 @pytest.fixture
 def clinician_cookie(clinician):
     return session_cookie_for(clinician)
-
-
-@pytest.fixture
-def chromium(asgi_server):
-    """Requested last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def shoot(page, name: str, *, full_page: bool = False) -> None:

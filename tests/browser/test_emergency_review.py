@@ -3,32 +3,22 @@ privacy home, reads what was sent and records the review by keyboard; the direct
 list of reviews. Headless Chromium against a real server, at the front desk's 1024x768 and a
 phone's 390x844, every page checked with axe-core and for sideways scrolling."""
 
-import shutil
-
 import pytest
 
 from releases.models import Category, EmergencyReview, Scope
 from releases.services import outgoing as services
 from tests.browser.axe import assert_accessible
+from tests.browser.conftest import launched_chromium
 from tests.conftest import session_cookie_for
 from tests.releases.factories import make_recipient
 from tests.releases.outgoing_data import make_record
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def fits(page, width: int) -> None:
@@ -59,10 +49,7 @@ def test_the_privacy_officer_reviews_an_emergency_release_by_keyboard(
     }  # before Chromium: no ORM calls while it runs
 
     width, height = viewport
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         errors = []
 
         def open_as(who):

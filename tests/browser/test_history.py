@@ -1,31 +1,21 @@
 """The history of changes as the privacy officer sees it: headless Chromium against a real
 daphne process, at the front desk's 1024x768 and a phone's 390x844, checked with axe-core."""
 
-import shutil
-
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from tests.browser.axe import assert_accessible
+from tests.browser.conftest import launched_chromium, main_nav
 from tests.conftest import session_cookie_for
 from tests.factories import PersonFactory
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.mark.parametrize("viewport", [(1024, 768), (390, 844)])
@@ -45,10 +35,7 @@ def test_the_privacy_officer_reads_who_changed_a_name_on_the_person_page(
     cookie = session_cookie_for(privacy_officer)  # before Chromium: no ORM calls after
 
     width, height = viewport
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         context = browser.new_context(
             base_url=asgi_server.url, viewport={"width": width, "height": height}
         )
@@ -72,7 +59,7 @@ def test_the_privacy_officer_reads_who_changed_a_name_on_the_person_page(
         assert_accessible(page)
 
         # The Changes page, from the navigation, by keyboard as well as by pointer.
-        page.get_by_role("link", name="Changes", exact=True).focus()
+        main_nav(page).get_by_role("link", name="Changes", exact=True).focus()
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="History of changes", level=1)).to_be_visible()
         expect(page.get_by_role("table").first).to_contain_text("about Mark")

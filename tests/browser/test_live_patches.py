@@ -13,7 +13,6 @@ from tests.browser.test_live_queue import (
     DESK,
     LIVE_MS,
     Screen,
-    chromium,  # noqa: F401  (fixture)
     clinician_cookie,  # noqa: F401  (fixture)
     front_desk_cookie,  # noqa: F401  (fixture)
 )
@@ -69,7 +68,7 @@ def test_focus_and_place_stay_while_others_check_in_and_call(
     forty_waiting,
     clinician_cookie,  # noqa: F811
     front_desk_cookie,  # noqa: F811
-    chromium,  # noqa: F811
+    chromium,
     viewport,
 ):
     waiting = forty_waiting

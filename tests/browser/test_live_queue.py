@@ -8,7 +8,6 @@ calls while one is running. So data is set up before Chromium starts, and anythi
 touch the database afterwards goes through `in_thread`.
 """
 
-import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -24,21 +23,12 @@ from tests.conftest import session_cookie_for
 from tests.factories import check_in
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESK = {"width": 1024, "height": 768}  # a touchscreen at the front desk
 BOARD = {"width": 1280, "height": 800}
 TV = {"width": 1280, "height": 720}
@@ -59,17 +49,6 @@ def in_thread(fn, *args, **kwargs):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(target).result()
-
-
-@pytest.fixture
-def chromium(asgi_server):
-    """A headless Chromium. Request it last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 class Screen:

@@ -4,31 +4,22 @@ real daphne process, at the front desk's 1024x768 and a phone's 390x844, by role
 (the choices by keyboard), every page checked with axe-core and for sideways scrolling."""
 
 import datetime as dt
-import shutil
 
 import pytest
 
 from clinic.models import Person, PersonMerge
 from tests.browser.axe import assert_accessible
+from tests.browser.conftest import launched_chromium, main_nav
 from tests.conftest import session_cookie_for
 from tests.factories import PersonFactory
 from visits.models import Visit
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def fits(page, width: int) -> None:
@@ -64,10 +55,7 @@ def test_a_clinician_proposes_and_the_privacy_officer_approves_a_merge(
     }  # before Chromium: no ORM calls while it runs
 
     width, height = viewport
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         errors = []
 
         def open_as(who):
@@ -116,7 +104,7 @@ def test_a_clinician_proposes_and_the_privacy_officer_approves_a_merge(
         # The privacy officer: the list, the merge, approval.
         page = open_as("officer")
         page.goto("/")
-        page.get_by_role("link", name="Merges", exact=True).click()
+        main_nav(page).get_by_role("link", name="Merges", exact=True).click()
         page.get_by_role("link", name="Marc (#").click()
         assert page.url == merge_url
         after = page.get_by_role("region", name="The record kept, after the merge")

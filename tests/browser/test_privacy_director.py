@@ -4,7 +4,6 @@ person found by name and by days; a director lands on the dashboard. Headless Ch
 against a real server, at 1024x768 and 390x844, every page checked with axe-core and for
 sideways scrolling."""
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -16,26 +15,19 @@ from clinic.models import AccessLog
 from releases.models import HandOver
 from releases.services import outgoing as services
 from tests.browser.axe import assert_accessible
+from tests.browser.conftest import launched_chromium
 from tests.conftest import session_cookie_for
 from tests.factories import PersonFactory, make_staff
 from tests.releases.factories import make_consent
 from tests.releases.outgoing_data import drug_court, make_record
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORTS = [(1024, 768), (390, 844)]
 
 
@@ -48,10 +40,7 @@ def browse(server, cookie, viewport, steps) -> list[str]:
     """Run `steps(page)` in a fresh Chromium signed in with `cookie`; the page errors seen."""
     width, height = viewport
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         context = browser.new_context(
             base_url=server.url, viewport={"width": width, "height": height}
         )

@@ -6,7 +6,6 @@ event loop); anything later goes through `in_thread`.
 """
 
 import re
-import shutil
 import time
 import urllib.request
 import uuid
@@ -18,10 +17,10 @@ from django.contrib.sessions.models import Session
 
 from queues import services
 from tests.browser.axe import assert_accessible
+from tests.browser.conftest import launched_chromium
 from tests.browser.test_live_queue import (
     BOARD,
     BOARD_LIVE_TEXT,
-    CHROMIUM_ARGS,
     DESK,
     LIVE_MS,
     Screen,
@@ -32,9 +31,9 @@ from tests.factories import check_in
 from visits.models import Visit
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,12 +59,8 @@ def lock_server(transactional_db, tmp_path, monkeypatch, idle_seconds):
 @pytest.fixture
 def chromium(lock_server):
     """Request it last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def with_password(user) -> str:

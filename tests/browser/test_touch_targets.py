@@ -3,7 +3,6 @@ no control under 44 x 44 px (links in a sentence excepted, as WCAG 2.5.5 does) a
 ring that stands out 3:1 on every control, and axe-core finds no violation."""
 
 import json
-import shutil
 
 import pytest
 
@@ -12,7 +11,7 @@ from releases.models import Category
 from tests.browser.axe import assert_accessible
 from tests.browser.targets import undersized_targets, weak_focus_rings
 from tests.browser.test_desk_layout import PHONE
-from tests.browser.test_live_queue import CHROMIUM_ARGS, Screen
+from tests.browser.test_live_queue import Screen
 from tests.conftest import session_cookie_for
 from tests.factories import ServiceFactory, check_in
 from tests.releases.factories import make_consent, make_recipient
@@ -56,17 +55,6 @@ PAGES = {
     "clinician": ["/queue/board/", "/visits/new/", "/people/{person}/"],
     "privacy_officer": ["/privacy/", "/privacy/consents/{consent}/"],
 }
-
-
-@pytest.fixture
-def chromium(asgi_server):
-    """Requested last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("role", list(PAGES))

@@ -681,11 +681,12 @@ def test_shifts_offer_only_directed_sites_and_their_people(
     assert set(form.fields["user"].queryset) == {director, clinician}
 
     start = timezone.localtime() - timedelta(hours=4)
+    end = start + timedelta(hours=1)  # may fall on the next day: the dates are the shift's own
     base = {
         "starts_at_0": start.date().isoformat(),
         "starts_at_1": start.strftime("%H:%M:%S"),
-        "ends_at_0": start.date().isoformat(),
-        "ends_at_1": (start + timedelta(hours=1)).strftime("%H:%M:%S"),
+        "ends_at_0": end.date().isoformat(),
+        "ends_at_1": end.strftime("%H:%M:%S"),
     }
     for crafted in (
         {"site": other_site.pk, "user": clinician.pk},
