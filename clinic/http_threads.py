@@ -14,8 +14,14 @@ synchronous code at once; the next wait, first come first served. Only the synch
 holds a thread: a request body still arriving or a response still being sent to a slow
 phone holds none, so slow clients cannot keep others waiting.
 
-A request's synchronous steps (the request_started signal, the middleware and view, closing
-the response) may so run on different threads of the pool; nested calls still come back to
+The middleware and the view run as one synchronous chain, in one step on the pool. (Django's
+own ASGI handler builds its chain for async: each synchronous middleware's hooks, each
+process_view and the view itself then go to a thread and come back to the event loop one by
+one, about ten hand-offs per request, each waiting its turn behind whatever else the loop is
+doing, such as sending live updates to open screens.) So a request takes three steps: the
+request_started signal, the middleware and view, closing the response.
+
+A request's steps may so run on different threads of the pool; nested calls still come back to
 their caller's thread (asgiref). Django keeps nothing per thread from one step to the next
 but the database connection, and each step first does what Django's request signals do for
 the connection of its thread (close it when too old, broken or left in a transaction, and
@@ -24,7 +30,7 @@ check it before its next use), so no step meets a connection only another thread
 
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections
 
@@ -47,7 +53,13 @@ class Threads(ThreadPoolExecutor):
 class ThreadsASGIHandler(ASGIHandler):
     def __init__(self, threads: int):
         super().__init__()
+        self.load_middleware(is_async=False)
         self.threads = Threads(threads)
+
+    async def get_response_async(self, request):
+        # Django's synchronous get_response (its URL conf, the chain, logging an error
+        # answer) on the pool, as one step.
+        return await sync_to_async(self.get_response)(request)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

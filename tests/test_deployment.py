@@ -354,7 +354,7 @@ def test_static_files_collect_the_way_the_image_builds_them(tmp_path):
 def settings_variables() -> set[str]:
     source = (ROOT / "clinic" / "settings.py").read_text()
     names = set(re.findall(r"os\.environ\.get\(\s*\"(\w+)\"", source))
-    names |= set(re.findall(r"env_(?:bool|list)\(\s*\"(\w+)\"", source))
+    names |= set(re.findall(r"env_(?:bool|list|positive_int)\(\s*\"(\w+)\"", source))
     return names
 
 

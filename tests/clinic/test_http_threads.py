@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import AsyncToSync, sync_to_async
 from django.db import connection
 from django.urls import reverse
 
@@ -100,6 +100,60 @@ def test_each_step_first_replaces_its_threads_connection_when_too_old():
     assert len({scope["thread"] for scope in scopes}) == 1
     assert seen[1] is seen[0]  # kept
     assert seen[2] is not seen[1]  # too old: closed before the next step, a new one opened
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_takes_three_steps_on_the_pool_its_middleware_and_view_one_of_them(monkeypatch):
+    """The request_started signal, the middleware and view, closing the response: three
+    steps, and none of them comes back to the event loop midway (Django's own chain for ASGI
+    sends each synchronous middleware hook to a thread and back on its own)."""
+    handler = ThreadsASGIHandler(2)
+    steps, sent, back_to_the_loop = [], [], []
+    submit = handler.threads.submit
+    to_the_loop = AsyncToSync.__call__
+
+    def counted_back(self, *args, **kwargs):
+        back_to_the_loop.append(self)
+        return to_the_loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncToSync, "__call__", counted_back)
+
+    def counted(fn, /, *args, **kwargs):
+        steps.append(fn)
+        return submit(fn, *args, **kwargs)
+
+    handler.threads.submit = counted
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": reverse("login"),
+        "raw_path": reverse("login").encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    incoming = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if incoming:
+            return incoming.pop()
+        await asyncio.Event().wait()  # the client stays connected
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(handler(scope, receive, send))
+    handler.threads.shutdown()
+
+    assert sent[0]["status"] == 200
+    assert b"password" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert len(steps) == 3
+    assert back_to_the_loop == []
 
 
 def test_only_http_reaches_django():
