@@ -13,6 +13,7 @@ class ClinicConfig(AppConfig):
     def ready(self):
         from clinic import (
             history,
+            pg_timestamps,
             serve,  # noqa: F401  (registers the deploy check of the proxy trust)
             throttling,  # noqa: F401  (connects the lockout log to django-axes)
         )
@@ -21,6 +22,10 @@ class ClinicConfig(AppConfig):
 
         # Every database connection learns who is acting, for the history of changes.
         connection_created.connect(history.connection_created, dispatch_uid="clinic.history")
+        # PostgreSQL timestamps read in C, not by a regular expression (clinic/pg_timestamps.py).
+        connection_created.connect(
+            pg_timestamps.connection_created, dispatch_uid="clinic.pg_timestamps"
+        )
 
         # Roles must exist in every database, not only where the demo was seeded; Django
         # creates permissions the same way, after migrate.
