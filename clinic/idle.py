@@ -25,6 +25,8 @@ BACKGROUND_HEADER = "X-Threshold-Background"
 SESSION_IDLE_KEY = "threshold_idle"
 # When this sign-in began (seconds since the epoch): SESSION_COOKIE_AGE counts from here.
 SESSION_SIGNED_IN_KEY = "threshold_signed_in"
+# Until when the session was last written to last (seconds since the epoch): session_extend.
+SESSION_UNTIL_KEY = "threshold_until"
 _UNLOCK_SALT = "clinic.idle.unlock"
 
 
@@ -72,13 +74,38 @@ def session_signed_in(request) -> None:
     request.session.pop(SESSION_IDLE_KEY, None)
 
 
+def session_slack(idle: int) -> int:
+    """How much longer than the idle time a session may be kept, so that it need not be
+    written again on every request: a tenth of the idle time, at most a minute."""
+    return min(60, idle // 10)
+
+
 def session_extend(request) -> None:
-    """The person did something: the session now ends after their idle time from now (never
-    later than SESSION_COOKIE_AGE after the sign-in)."""
-    now = int(time.time())
-    signed_in = request.session.setdefault(SESSION_SIGNED_IN_KEY, now)
+    """The person did something: the session now ends no sooner than their idle time from now
+    (and never later than SESSION_COOKIE_AGE after the sign-in).
+
+    It is written with a little slack (`session_slack`) and written again only once less than
+    the idle time is left, or when the idle time got shorter: not on every request. So the
+    server ends an idle session between its idle time and that plus the slack; the screen
+    itself locks at the idle time (static/js/lock.js), which nothing here delays."""
+    session = request.session
+    now = time.time()
+    signed_in = session.setdefault(SESSION_SIGNED_IN_KEY, int(now))
     left = signed_in + settings.SESSION_COOKIE_AGE - now
-    request.session.set_expiry(max(1, min(session_idle_seconds(request), left)))
+    idle = session_idle_seconds(request)
+    wanted = max(1, min(idle, left))
+    until = session.get(SESSION_UNTIL_KEY)
+    slack = session_slack(idle)
+    if (
+        not session.modified
+        and isinstance(until, int | float)
+        and wanted <= until - now <= wanted + slack
+    ):
+        return
+    seconds = max(1, int(min(idle + slack, left)))
+    session.set_expiry(seconds)
+    # What the session now lasts until at the least (it is saved a moment after this).
+    session[SESSION_UNTIL_KEY] = int(now) + seconds
 
 
 def _sign_in_too_old(request) -> bool:
