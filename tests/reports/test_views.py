@@ -169,8 +169,12 @@ def test_charts_are_inline_svg_and_nothing_is_fetched_from_elsewhere(client, cli
     links = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert links
     assert all(link[:1] in "/#?" and "http" not in link for link in links), links
-    # No chart script: the only script is the screen lock every signed-in page has.
-    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/js/lock.js" defer>']
+    # No chart script: the only scripts are the header's menu and the screen lock every
+    # signed-in page has.
+    assert re.findall(r"<script\b[^>]*>", html) == [
+        '<script src="/static/js/menu.js" defer>',
+        '<script src="/static/js/lock.js" defer>',
+    ]
 
 
 def test_the_week_table_sorts_by_a_column_from_the_query_string(client, clinic, director):
