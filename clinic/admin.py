@@ -232,8 +232,18 @@ class SiteAdmin(NothingSavedOnRefusal, ScopedModelAdmin):
         messages.success(request, _("New display links made; old screens were disconnected."))
 
     def save_model(self, request, obj, form, change):
-        if not (change and "require_second_factor" in form.changed_data):
-            return super().save_model(request, obj, form, change)
+        if change and "require_second_factor" in form.changed_data:
+            self._save_second_factor(request, obj, form, change)
+        else:
+            super().save_model(request, obj, form, change)
+        if change and "display_chime" in form.changed_data:
+            from queues.services import queue_version_bump
+
+            # A new version: open waiting-room displays get a snapshot, which carries the
+            # setting, at once (after this save commits), not at their next reload.
+            queue_version_bump(obj.pk)
+
+    def _save_second_factor(self, request, obj, form, change):
         # Turning the second factor on ends the sessions of the site's directors and privacy
         # officers (clinic.staff.site_set_second_factor); this page's own stays only when it
         # was already verified with a code.

@@ -5,8 +5,10 @@
 //    fit, each page saying "Page 1 of 3";
 //  - plays a short chime when the site wants one and a call newer than any shown so far
 //    appears: never on the first load, never for an undone call coming back to the top.
-// Browsers refuse to play sound until someone has touched the page, so a site that wants a
-// chime gets a "Tap to turn sound on" button, shown for as long as sound cannot play.
+//    Whether the site wants one comes with every snapshot (data-chime), so turning it on or
+//    off where the site is edited reaches a TV that is already showing, without a reload.
+// Browsers refuse to play sound until someone has touched the page, so while the site wants a
+// chime there is a "Tap to turn sound on" button, shown for as long as sound cannot play.
 (function () {
   "use strict";
   var root = document.getElementById("display");
@@ -26,22 +28,56 @@
 
   // The codes in one long flow, cut into pages of whole rows that each fit the list's height:
   // [first, end) of each page. A page starts at a row, so its codes wrap there as they do in
-  // the long flow (longer codes later on make fuller rows, so pages differ in size).
-  function pagesOf(list) {
+  // the long flow (longer codes later on make fuller rows, so pages differ in size). As few
+  // pages as fit, and the rows shared out evenly between them, so the last page is never a
+  // lone row or two while the others are full.
+  function rowsOf(list) {
     var items = list.children;
-    var height = list.clientHeight;
-    var pages = [];
+    var rows = [];
     var first = 0;
-    var top = 0;
-    for (var j = 0; j < items.length; j++) {
-      if (j > first && items[j].offsetTop + items[j].offsetHeight - top > height) {
-        pages.push([first, j]);
+    for (var j = 1; j <= items.length; j++) {
+      if (j === items.length || items[j].offsetTop !== items[first].offsetTop) {
+        rows.push({first: first, end: j, top: items[first].offsetTop,
+                   bottom: items[j - 1].offsetTop + items[j - 1].offsetHeight});
         first = j;
       }
-      if (j === first) top = items[j].offsetTop;
     }
-    pages.push([first, items.length]);
-    return pages;
+    return rows;
+  }
+
+  function fits(rows, from, to, height) {
+    return rows[to - 1].bottom - rows[from].top <= height;
+  }
+
+  function pagesOf(list) {
+    var height = list.clientHeight;
+    var rows = rowsOf(list);
+    // The fewest pages: each as many rows as fit, in turn.
+    var greedy = [];
+    var from = 0;
+    for (var r = 1; r <= rows.length; r++) {
+      if (r === rows.length || !fits(rows, from, r + 1, height)) {
+        greedy.push([from, r]);
+        from = r;
+      }
+    }
+    // The same number of pages, the rows shared out evenly; the greedy cut if a page would not
+    // fit (rows of different heights).
+    var count = greedy.length;
+    var even = [];
+    from = 0;
+    for (var p = 0; p < count; p++) {
+      var to = from + Math.floor(rows.length / count) + (p < rows.length % count ? 1 : 0);
+      if (!fits(rows, from, to, height)) {
+        even = greedy;
+        break;
+      }
+      even.push([from, to]);
+      from = to;
+    }
+    return even.map(function (page) {
+      return [rows[page[0]].first, rows[page[1] - 1].end];
+    });
   }
 
   function showPage(list, pages) {
@@ -104,13 +140,18 @@
     return audio !== null && audio.state === "running";
   }
 
+  function wanted() {
+    var current = root.querySelector("[data-chime]");
+    return current !== null && current.getAttribute("data-chime") === "on";
+  }
+
   function showSoundButton() {
-    if (soundButton) soundButton.hidden = soundPlays();
+    if (soundButton) soundButton.hidden = !wanted() || soundPlays();
   }
 
   // Two soft notes, made here: no file to fetch.
   function chime() {
-    if (!soundPlays()) return;
+    if (!wanted() || !soundPlays()) return;
     var start = audio.currentTime + 0.05;
     [[659.25, 0], [523.25, 0.45]].forEach(function (note) {
       var osc = audio.createOscillator();
@@ -152,7 +193,8 @@
   }
   new MutationObserver(function () {
     fit();
-    if (soundButton) newCall();
+    showSoundButton();
+    newCall();
   }).observe(root, {childList: true});
   fit();
   window.addEventListener("resize", fit);

@@ -7,7 +7,6 @@ The board: the day's first call asks for the room, the remembered one chosen, by
 keyboard. axe-core checks each of these screens.
 """
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -16,14 +15,14 @@ from clinic.dates import site_today
 from queues import services
 from queues.models import StaffRoom
 from tests.browser.axe import assert_accessible
-from tests.browser.test_live_queue import CHROMIUM_ARGS, LIVE_MS, Screen, in_thread
+from tests.browser.test_live_queue import LIVE_MS, Screen, in_thread
 from tests.conftest import session_cookie_for
 from tests.factories import RoomFactory, check_in
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the "browser" marker skips (or, in CI, fails) these tests with a reason
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -43,17 +42,6 @@ BOXES = """() => {
       li => ({code: li.textContent, ...box(li.getBoundingClientRect())})),
   };
 }"""
-
-
-@pytest.fixture
-def chromium(asgi_server):
-    """A headless Chromium. Request it last, so every other fixture's ORM work comes first."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def waiting(site, by, count: int) -> list[str]:
@@ -119,14 +107,17 @@ def test_two_hundred_waiting_turn_pages_that_each_fit(
     expect(label).to_contain_text("Page 1 of ")
     pages = int(label.inner_text().rsplit(" ", 1)[1])
     assert pages > 1
-    seen = []
+    seen, sizes = [], []
     for number in range(1, pages + 1):
         expect(label).to_have_text(f"Page {number} of {pages}")
         codes = shown_codes(display.page, FULL_HD)
         assert codes and not set(codes) & set(seen)
         seen += codes
+        sizes.append(len(codes))
         display.page.clock.run_for(PAGE_MS)
     assert seen == tickets
+    # The rows shared out evenly: no page a lone row while the others are full.
+    assert min(sizes) >= max(sizes) * 2 // 3, sizes
     expect(label).to_have_text(f"Page 1 of {pages}")  # round again
     assert_accessible(display.page)
     assert display.errors == []
@@ -227,6 +218,55 @@ def test_the_chime_plays_for_new_calls_once_sound_is_on(
     expect(calling).to_have_text("K-2", timeout=LIVE_MS)
     assert notes(display) == 4  # an undone call bringing an older one back is no new call
     assert board.errors == display.errors == []
+
+
+def test_turning_the_chime_on_and_off_reaches_a_display_already_showing(
+    asgi_server, site, room, front_desk, clinician, director, chromium
+):
+    def setup():
+        for _ in range(3):
+            check_in(site=site, by=front_desk)
+        services.staff_room_remember(site=site, user=clinician, room=room)
+        return session_cookie_for(clinician), session_cookie_for(director)
+
+    clinician_cookie, director_cookie = in_thread(setup)
+    display = Screen(chromium, asgi_server, viewport=HD)
+    display.page.add_init_script(FAKE_AUDIO)
+    display.page.goto(f"/queue/display/{site.display_token}/")
+    expect(display.page.locator("#live-status")).to_have_text("")
+    display.mark_loaded()
+    button = display.page.get_by_role("button", name="Tap to turn sound on")
+    expect(button).to_be_hidden()  # the site wants no chime
+    calling = display.page.get_by_test_id("now-calling")
+    board = Screen(chromium, asgi_server, viewport=DESK, cookie=clinician_cookie)
+    board.page.goto("/queue/board/")
+    admin = Screen(chromium, asgi_server, viewport=DESK, cookie=director_cookie)
+
+    def set_chime(on: bool):
+        admin.page.goto(f"/admin/clinic/site/{site.pk}/change/")
+        admin.page.get_by_label("chime on the waiting-room display").set_checked(on)
+        admin.page.get_by_role("button", name="Save", exact=True).click()
+        expect(admin.page.locator(".messagelist")).to_contain_text("was changed successfully")
+
+    set_chime(True)
+    expect(button).to_be_visible(timeout=LIVE_MS)  # no reload: the snapshot carried it
+    button.click()
+    expect(button).to_be_hidden()
+    assert notes(display) == 2  # the tap's own chime
+    board.page.get_by_role("button", name="Call next", exact=True).click()
+    expect(calling).to_have_text("K-1", timeout=LIVE_MS)
+    display.page.wait_for_function("window.__notes === 4")
+
+    set_chime(False)
+    expect(display.page.locator("#display [data-chime]")).to_have_attribute(
+        "data-chime", "off", timeout=LIVE_MS
+    )
+    board.page.get_by_role("button", name="Call next", exact=True).click()
+    expect(calling).to_have_text("K-2", timeout=LIVE_MS)
+    assert notes(display) == 4  # off: a new call is quiet
+    expect(button).to_be_hidden()
+    assert not display.reloaded()
+    assert board.errors == display.errors == admin.errors == []
 
 
 def test_the_days_first_call_asks_for_the_room_by_keyboard(

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from clinic.models import Site
 from queues import services
+from queues.selectors import queue_version
 from tests.clinic.formdata import form_data
 from tests.factories import check_in
 
@@ -19,14 +20,46 @@ def display_page(client, site) -> str:
 
 
 def test_the_chime_is_off_unless_the_site_wants_it(client, site):
+    """The setting travels in the live part of the page (display.js shows the sound button
+    and chimes only while it says "on"), so every snapshot carries it."""
     assert Site._meta.get_field("display_chime").default is False
-    assert SOUND_BUTTON not in display_page(client, site)
+    page = display_page(client, site)
+    assert 'data-chime="off"' in page and 'data-chime="on"' not in page
+    live = client.get(reverse("queues:display_live", args=[site.display_token])).json()["html"]
+    assert 'data-chime="off"' in live
 
     site.display_chime = True
     site.save()
 
-    assert SOUND_BUTTON in display_page(client, site)
-    assert "js/display.js" in display_page(client, site)
+    page = display_page(client, site)
+    assert 'data-chime="on"' in page
+    assert SOUND_BUTTON in page  # hidden until display.js sees the setting
+    assert "js/display.js" in page
+    live = client.get(reverse("queues:display_live", args=[site.display_token])).json()["html"]
+    assert 'data-chime="on"' in live
+
+
+def test_changing_the_chime_in_the_admin_brings_open_displays_a_new_version(
+    client, site, director, django_capture_on_commit_callbacks
+):
+    """Open TVs hear of it at once, like any change to the queue; other edits of the site
+    leave the queue's version alone."""
+    client.force_login(director)
+    change = reverse("admin:clinic_site_change", args=[site.pk])
+    before = queue_version(site.pk)
+
+    data = form_data(client.get(change), "site_form")
+    data["name"] = ["Kingsway Clinic"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(change, data).status_code == 302
+    assert queue_version(site.pk) == before
+
+    data = form_data(client.get(change), "site_form")
+    data["display_chime"] = ["on"]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert client.post(change, data).status_code == 302
+    assert queue_version(site.pk) == before + 1
+    assert callbacks  # the hint, after the commit
 
 
 def test_a_director_turns_the_chime_on_where_the_site_is_edited(client, site, director):
