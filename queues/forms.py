@@ -80,7 +80,10 @@ class CheckInForm(forms.Form):
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
         self.site = site
-        self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
+        # Ordered without the site's name (one site): no join.
+        self.fields["service"].queryset = Service.objects.filter(
+            site=site, is_active=True
+        ).order_by("position", "name")
         if not self.is_bound:
             self.initial.setdefault("nonce", uuid.uuid4())
 
@@ -127,7 +130,10 @@ class CallNextForm(forms.Form):
 
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["service"].queryset = Service.objects.filter(site=site, is_active=True)
+        # Ordered without the site's name (one site): no join.
+        self.fields["service"].queryset = Service.objects.filter(
+            site=site, is_active=True
+        ).order_by("position", "name")
 
 
 class RoomForm(forms.Form):
@@ -140,7 +146,9 @@ class RoomForm(forms.Form):
 
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["room"].queryset = Room.objects.filter(site=site, is_active=True)
+        self.fields["room"].queryset = Room.objects.filter(site=site, is_active=True).order_by(
+            "position", "name"
+        )
 
 
 class RoomConfirmForm(RoomForm):

@@ -85,8 +85,8 @@ def arrival_check_in(
     on file); otherwise a new person is recorded with just `name`. The same `nonce` twice
     returns the first arrival, so a double tap is harmless.
 
-    Locks: the person row (so one person cannot be checked in twice at once) and the site's
-    ticket counter for the day.
+    Locks: the person row (so one person cannot be checked in twice at once) and, last, the
+    site's queue version; the day's ticket counter only while a number is taken.
     """
     now = now or timezone.now()
     name = _clean_text(
@@ -123,12 +123,25 @@ def arrival_check_in(
     existing = Arrival.objects.filter(site=site, nonce=nonce).first()
     if existing is not None:
         return existing
+    if person is not None:
+        # Asked again under the person's lock below; asked here so that checking in someone
+        # already in line does not use up a ticket number.
+        _refuse_if_already_here(person)
+    # The ticket number is taken in a statement of its own, before the check-in's transaction
+    # (unless the caller has one open): its counter is locked only for that statement, not
+    # until the check-in is written, so check-ins at one site wait on each other only for the
+    # queue version bumped last. A check-in that then fails, which only a race between two
+    # screens can make happen, leaves its number unused: the next person gets the next one.
+    day = timezone.localdate(now, site.tz)
+    number = _take_ticket_number(site, day)
     try:
         with transaction.atomic():
             return _check_in_locked(
                 site=site,
                 by=by,
                 nonce=nonce,
+                day=day,
+                number=number,
                 person=person,
                 name=name,
                 details=details,
@@ -161,9 +174,23 @@ def _refuse_if_already_here(person: Person) -> None:
 
 
 def _check_in_locked(
-    *, site, by, nonce, person, name, details, service, urgent, urgent_reason, appointment_at, now
+    *,
+    site,
+    by,
+    nonce,
+    day,
+    number,
+    person,
+    name,
+    details,
+    service,
+    urgent,
+    urgent_reason,
+    appointment_at,
+    now,
 ) -> Arrival:
-    if person is None:
+    new_person = person is None
+    if new_person:
         person = Person.objects.create(site=site, name=name, created_by=by, **details)
     else:
         person = Person.objects.select_for_update().get(pk=person.pk, site=site)
@@ -183,9 +210,6 @@ def _check_in_locked(
         if changed:
             person.save(update_fields=changed)
 
-    day = timezone.localdate(now, site.tz)
-    number = _take_ticket_number(site, day)
-
     arrival = Arrival.objects.create(
         site=site,
         person=person,
@@ -202,8 +226,10 @@ def _check_in_locked(
         nonce=nonce,
     )
     # Today's booked appointment, if any, is linked so the board shows its time. It never
-    # touches arrived_at or urgency, which alone decide the place in line.
-    appointment_services.appointment_link_arrival(arrival=arrival)
+    # touches arrived_at or urgency, which alone decide the place in line. (Someone recorded
+    # a moment ago has none.)
+    if not new_person:
+        appointment_services.appointment_link_arrival(arrival=arrival)
     ArrivalEvent.objects.create(
         arrival=arrival,
         site=site,
@@ -560,8 +586,8 @@ def queue_version_bump(site_id: int) -> None:
 
 
 def _take_ticket_number(site: Site, day) -> int:
-    """The next ticket number at `site` on `day`; the counter's row stays locked until the
-    caller's transaction ends, so two check-ins never get the same one."""
+    """The next ticket number at `site` on `day`: two check-ins never get the same one. The
+    counter's row stays locked until the caller's transaction ends, if there is one."""
     number = _increment(TicketCounter, "last", site_id=site.pk, day=day)
     if number is None:
         TicketCounter.objects.get_or_create(site=site, day=day)

@@ -148,9 +148,10 @@ def assert_a_double_tap_on_two_screens_checks_in_once(site, front_desk, *, threa
     assert Arrival.objects.count() == CHECK_IN_ROUNDS
     assert Person.objects.count() == CHECK_IN_ROUNDS
     assert ArrivalEvent.objects.count() == CHECK_IN_ROUNDS
-    assert sorted(Arrival.objects.values_list("ticket_number", flat=True)) == list(
-        range(1, CHECK_IN_ROUNDS + 1)
-    )
+    # Every arrival its own number. The taps that lost a race took a number before they lost
+    # (queues/services.py: arrival_check_in), so numbers may be skipped, never shared.
+    numbers = list(Arrival.objects.values_list("ticket_number", flat=True))
+    assert len(set(numbers)) == CHECK_IN_ROUNDS
     assert queue_version(site.pk) == CHECK_IN_ROUNDS
 
 

@@ -281,6 +281,18 @@ def test_a_person_already_in_line_is_not_checked_in_twice(team, steps):
     assert footprint() == before
 
 
+def test_a_refused_check_in_uses_up_no_ticket_number(site, front_desk):
+    person = PersonFactory(site=site, name="Marcus")
+    check_in(site=site, by=front_desk, person=person)
+    for _ in range(3):
+        with pytest.raises(QueueError):
+            check_in(site=site, by=front_desk, person=person)
+    with pytest.raises(QueueError):
+        check_in(site=site, by=front_desk, name="   ")
+
+    assert check_in(site=site, by=front_desk, name="Dee").ticket == "K-2"
+
+
 @pytest.mark.parametrize("steps", [("left",), ("call", "start", "done")], ids=["left", "done"])
 def test_a_person_can_check_in_again_once_their_last_arrival_is_over(team, steps):
     person = PersonFactory(site=team.site, name="Marcus")
