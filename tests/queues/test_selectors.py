@@ -4,6 +4,8 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
+from clinic import roles
+from clinic.models import Discipline
 from queues import services
 from queues.models import EventKind, State
 from queues.selectors import (
@@ -15,7 +17,7 @@ from queues.selectors import (
     queue_snapshot,
     queue_version,
 )
-from tests.factories import PersonFactory, RoomFactory, check_in
+from tests.factories import PersonFactory, RoomFactory, check_in, grant
 
 T0 = datetime(2025, 1, 15, 15, 0, tzinfo=UTC)  # 09:00 in America/Chicago
 
@@ -64,8 +66,31 @@ def test_queue_snapshot_lists_the_line_in_order_and_who_is_with_staff(
         (clinician.pk, State.CALLED),
         (second_clinician.pk, State.WITH_STAFF),
     ]
-    assert snapshot.disciplines[clinician.pk] == "Nurse practitioner"
+    # Each row carries its staff member's discipline at this site.
+    assert [a.staff_discipline for a in snapshot.in_progress] == [
+        clinician.memberships.get(site=site).discipline,
+        second_clinician.memberships.get(site=site).discipline,
+    ]
+    assert snapshot.in_progress[0].staff_discipline == Discipline.NURSE_PRACTITIONER
     assert snapshot.finished == []
+
+
+def test_each_row_gives_the_staff_members_discipline_at_that_site(
+    site, other_site, front_desk, clinician
+):
+    """Someone who is a nurse practitioner here and a physician elsewhere is a nurse
+    practitioner on this site's board, and nobody else's discipline is asked for."""
+    grant(clinician, other_site, roles.CLINICIAN, discipline=Discipline.PHYSICIAN)
+    seen = check_in(site=site, by=front_desk, name="Ana")
+    services.arrival_start(arrival=seen, by=clinician, revision=seen.revision)
+    check_in(site=site, by=front_desk, name="Ben")
+
+    snapshot = queue_snapshot(site=site)
+
+    assert [(a.person.name, a.staff_discipline) for a in snapshot.in_progress] == [
+        ("Ana", Discipline.NURSE_PRACTITIONER)
+    ]
+    assert [(a.person.name, a.staff_discipline) for a in snapshot.waiting] == [("Ben", "")]
 
 
 def test_queue_snapshot_shows_only_todays_finished_entries(site, front_desk, clinician):
@@ -102,7 +127,6 @@ def test_queue_snapshot_never_includes_another_sites_arrivals(
     everyone = snapshot.waiting + snapshot.in_progress + snapshot.finished
     assert names(everyone) == ["Here"]
     assert {a.site_id for a in everyone} == {site.pk}
-    assert other_site_clinician.pk not in snapshot.disciplines
     assert snapshot.version == 1
 
 
@@ -110,7 +134,13 @@ def test_queue_snapshot_never_includes_another_sites_arrivals(
 
 
 def test_display_snapshot_holds_only_ticket_codes_and_room_names():
-    assert [f.name for f in dataclasses.fields(DisplaySnapshot)] == ["version", "called", "waiting"]
+    assert [f.name for f in dataclasses.fields(DisplaySnapshot)] == [
+        "version",
+        "called",
+        "waiting",
+        "chime",  # the site's setting, nothing about a person
+    ]
+    assert DisplaySnapshot.__dataclass_fields__["chime"].type in (bool, "bool")
     # When the call was made: what the screen itself shows as it happens (and chimes by).
     assert [f.name for f in dataclasses.fields(DisplayCall)] == ["ticket", "room", "called_at"]
 
@@ -294,3 +324,35 @@ def test_people_search_says_when_someone_is_here_now(site, front_desk):
     found = {p.name: p.here_now for p in people_search(site=site, query="marcus")}
 
     assert found == {"Marcus Here": here.ticket, "Marcus Gone": None}
+
+
+def test_the_snapshots_queries_are_compiled_once_per_site_and_day(
+    site, other_site, front_desk, monkeypatch
+):
+    """The rows' two queries are compiled once (per site, and day for those seen today); a
+    later snapshot only runs them, and still reads what changed meanwhile."""
+    from collections import OrderedDict
+
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from queues import selectors
+
+    # Compiled SQL is kept per process: an earlier test may have given a site these ids.
+    monkeypatch.setattr(selectors, "_compiled", OrderedDict())
+    check_in(site=site, by=front_desk, name="Ana")
+    queue_snapshot(site=site)
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
+    check_in(site=site, by=front_desk, name="Ben")
+    compiled.clear()
+
+    snapshot = queue_snapshot(site=site)
+
+    assert len(compiled) == 1  # the version only
+    assert names(snapshot.waiting) == ["Ana", "Ben"]
+    compiled.clear()
+    queue_snapshot(site=other_site)
+    assert len(compiled) == 5  # another site: its own (each query with its subquery)
