@@ -10,23 +10,32 @@ microseconds each. Everything translated or reversed is looked up once per rende
 row, and every value that comes from the database is escaped. The frame around the rows
 (headings, column heads, "nobody is waiting") stays in templates/queues/_board_live.html.
 
+A row is written once and kept while nothing it shows changes: each build takes the rows of
+the last one (for the same site settings, permission set and language) whose values and wait,
+in whole minutes, are the same, and writes only the others (`board_rows`).
+
 `board_live` gives the same fragment in parts (each table's rows by arrival, each section's
 frame) and `board_patch` what changed between two of them: what a live board is sent.
 """
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from clinic.models import Discipline, Site
 from clinic.sites import site_perms
-from queues.selectors import QueueRow, QueueSnapshot
+from queues.selectors import QueueRow, QueueSnapshot, queue_snapshot, queue_version
 from queues.templatetags.queue_tags import minutes_waiting, wait_label
 
 # What each name in `perms_here` means, as a permission at the site.
@@ -79,7 +88,104 @@ def board_live_html(snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> SafeS
 
 
 def board_rows(snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> BoardRows:
-    return _RowWriter(snapshot, perms).rows()
+    """Each table's rows. A row whose values and wait (in minutes) are as in the last build for
+    the same site settings, permission set and language is not written again: after a change
+    most rows are taken as they were (`_RowWriter.kept`)."""
+    prefix = (_site_values(snapshot.site), tuple(sorted(perms.items())), get_language())
+    prefix += (get_script_prefix(),)
+    with _memo_lock:
+        memo = _memos.get(prefix, {})
+    writer = _RowWriter(snapshot, perms, memo)
+    rows = writer.rows()
+    with _memo_lock:
+        _memos[prefix] = writer.used  # only this build's rows: the memo never outgrows a board
+        _memos.move_to_end(prefix)
+        while len(_memos) > _MEMO_KEEP:
+            _memos.popitem(last=False)
+    return rows
+
+
+# The rows of the last build per site settings, permission set and language, by their values.
+_MEMO_KEEP = 16
+_memos: OrderedDict[tuple, dict] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _site_values(site: Site) -> tuple:
+    """Everything of the site's own settings a board shows or is written with."""
+    return tuple(getattr(site, f.attname) for f in Site._meta.concrete_fields)
+
+
+def _row_values(a: QueueRow) -> tuple:
+    """Every value of a row the board shows (the key of a written row)."""
+    person = a.person
+    return (
+        a.pk,
+        a.ticket,
+        a.state,
+        a.urgent,
+        a.urgent_reason,
+        a.arrived_at,
+        a.appointment_at,
+        a.state_changed_at,
+        a.revision,
+        None if person is None else (person.pk, person.name, person.pronouns),
+        a.service_name,
+        a.staff_id,
+        a.staff_name,
+        a.room_name,
+        a.staff_discipline,
+    )
+
+
+# --- the fragment for pages and polling screens, built once per change ------------------------
+
+# A built fragment is handed out for this long at most: its wait labels are worked out when it
+# is built (the page's script ticks them on; a page without scripts is this much behind).
+BUILT_SECONDS = 20
+_BUILT_KEEP = 8  # fragments kept per process: a few sites, versions and permission sets
+_built: OrderedDict[tuple, tuple[QueueSnapshot, SafeString]] = OrderedDict()
+_built_lock = threading.Lock()
+
+
+def built_board(site: Site, perms: Mapping[str, bool]) -> tuple[QueueSnapshot, SafeString]:
+    """The snapshot and live fragment of `site` as someone with `perms` sees it, for the board
+    page and the polling fallback: built once per version, permission set and language (and
+    at least every BUILT_SECONDS), then given to every page and poll at that version, as the
+    websocket does for its screens. One query when it is built already.
+
+    Kept in this process only; nothing leaves it. The key holds the site's own settings too,
+    so a change to them (the wait warning, the time zone) is seen at once."""
+    version = queue_version(site.pk)
+    now = timezone.now()
+    key = (
+        _site_values(site),
+        version,
+        tuple(sorted(perms.items())),
+        get_language(),
+        int(now.timestamp()) // BUILT_SECONDS,
+    )
+    with _built_lock:
+        built = _built.get(key)
+        if built is not None:
+            _built.move_to_end(key)
+            return built
+    snapshot = queue_snapshot(site=site, now=now, version=version)
+    built = (snapshot, board_live_html(snapshot, perms))
+    with _built_lock:
+        _built[key] = built
+        while len(_built) > _BUILT_KEEP:
+            _built.popitem(last=False)
+    return built
+
+
+def built_board_forget() -> None:
+    """Drop every built fragment and written row (tests: a new test's database may repeat a
+    site's version)."""
+    with _built_lock:
+        _built.clear()
+    with _memo_lock:
+        _memos.clear()
 
 
 # --- the fragment in parts, so that a screen can be sent only what changed ---------------------
@@ -197,7 +303,11 @@ _ACTIONS = ("call", "start", "step-out", "back", "left", "done", "undo")
 
 
 class _RowWriter:
-    def __init__(self, snapshot: QueueSnapshot, perms: Mapping[str, bool]) -> None:
+    def __init__(
+        self, snapshot: QueueSnapshot, perms: Mapping[str, bool], memo: Mapping | None = None
+    ) -> None:
+        self.memo = memo or {}  # rows written before, by `kept`'s key
+        self.used: dict = {}  # the rows of this build, by the same key
         self.snapshot = snapshot
         self.now = snapshot.now
         self.tz = snapshot.site.tz
@@ -211,6 +321,7 @@ class _RowWriter:
         self.visit_url = _url_maker("visits:visit_for_arrival")
         self.hand_off_url = _url_maker("queues:hand_off")
         self.waits: dict[int, str] = {}
+        self.disciplines: dict[str, str] = {}
         self.text = {
             key: escape(value)
             for key, value in {
@@ -238,10 +349,24 @@ class _RowWriter:
     def rows(self) -> BoardRows:
         s = self.snapshot
         return BoardRows(
-            waiting=[(a.pk, self.waiting_row(a)) for a in s.waiting],
-            in_progress=[(a.pk, self.in_progress_row(a)) for a in s.in_progress],
-            finished=[(a.pk, self.finished_row(a)) for a in s.finished],
+            waiting=[(a.pk, self.kept(a, a.arrived_at, self.waiting_row)) for a in s.waiting],
+            in_progress=[
+                (a.pk, self.kept(a, a.state_changed_at, self.in_progress_row))
+                for a in s.in_progress
+            ],
+            finished=[(a.pk, self.kept(a, None, self.finished_row)) for a in s.finished],
         )
+
+    def kept(self, a: QueueRow, since: datetime | None, write: Callable[[QueueRow], str]) -> str:
+        """The row as written before when its values and its wait (whole minutes since
+        `since`) are the same, else written now."""
+        minutes = None if since is None else minutes_waiting(since, self.now)
+        key = (write.__name__, minutes, _row_values(a))
+        html = self.memo.get(key)
+        if html is None:
+            html = write(a)
+        self.used[key] = html
+        return html
 
     # --- the parts ------------------------------------------------------------------------
 
@@ -251,6 +376,12 @@ class _RowWriter:
         if label is None:
             label = self.waits[minutes] = escape(wait_label(since, self.now))
         return minutes, label
+
+    def discipline(self, code: str) -> str:
+        label = self.disciplines.get(code)
+        if label is None:
+            label = self.disciplines[code] = escape(str(dict(Discipline.choices).get(code, code)))
+        return label
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)
@@ -324,9 +455,8 @@ class _RowWriter:
             with_whom = text["called_by"] % {"who": who, "room": room}
         else:
             with_whom = text["with"] % {"who": who}
-            discipline = self.snapshot.disciplines.get(a.staff_id, "")
-            if discipline:
-                with_whom += f" ({escape(discipline)})"
+            if a.staff_discipline:
+                with_whom += f" ({self.discipline(a.staff_discipline)})"
         changed = self.local(a.state_changed_at)
         _minutes, label = self.wait(a.state_changed_at)
         actions = []

@@ -15,7 +15,7 @@ from clinic.language import language_message
 from clinic.models import Site
 from clinic.sites import can, request_site_perms, site_permission_required
 from queues import services
-from queues.board import board_live_html, board_permissions_of
+from queues.board import board_permissions_of, built_board
 from queues.errors import QueueError
 from queues.forms import (
     CallNextForm,
@@ -29,9 +29,11 @@ from queues.models import Arrival, EventKind, State
 from queues.selectors import (
     display_snapshot,
     last_action,
+    namesakes,
     people_search,
     person_match,
     queue_snapshot,
+    rooms_in_use,
     staff_room,
 )
 from visits.errors import VisitError
@@ -166,16 +168,12 @@ def _namesakes(form: CheckInForm) -> list:
     data = form.cleaned_data
     if data.get("person_obj") or data.get("confirm_new"):
         return []
-    namesakes = [
-        p
-        for p in people_search(site=form.site, query=data["name"])
-        if p.name.casefold() == data["name"].strip().casefold()
-    ]
+    known = namesakes(site=form.site, name=data["name"])
     # A repeated tap of a check-in that went through: let it find that arrival, not ask again.
     # (Asked only when there is someone to ask about: the service looks the nonce up anyway.)
-    if namesakes and Arrival.objects.filter(site=form.site, nonce=data["nonce"]).exists():
+    if known and Arrival.objects.filter(site=form.site, nonce=data["nonce"]).exists():
         return []
-    return namesakes
+    return known
 
 
 def _today_at(site: Site, value) -> datetime | None:
@@ -226,15 +224,15 @@ def person_matches(request):
 @site_permission_required("queue.view_queue")
 def board(request):
     site = request.site
-    snapshot = queue_snapshot(site=site)
     perms = board_permissions_of(request_site_perms(request))
+    snapshot, live_html = built_board(site, perms)
     return render(
         request,
         "queues/board.html",
         {
             "snapshot": snapshot,
             "perms_here": perms,
-            "live_html": board_live_html(snapshot, perms),
+            "live_html": live_html,
             "call_next_form": CallNextForm(site=site),
             **_room_context(request, perms),
         },
@@ -246,8 +244,7 @@ def board(request):
 @site_permission_required("queue.view_queue")
 def board_live(request):
     """The same snapshot the websocket sends, for screens whose socket cannot connect."""
-    snapshot = queue_snapshot(site=request.site)
-    html = board_live_html(snapshot, board_permissions_of(request_site_perms(request)))
+    snapshot, html = built_board(request.site, board_permissions_of(request_site_perms(request)))
     return JsonResponse({"type": "snapshot", "version": snapshot.version, "html": html})
 
 
@@ -259,13 +256,15 @@ def _room_context(request, perms) -> dict:
     has rooms to choose from, and only to people who call)."""
     if not perms["call"]:
         return {}
-    mine = staff_room(site=request.site, user=request.user)
-    form = RoomForm(site=request.site, initial={"room": mine.room})
-    # The rooms, read once: the select is rendered from this list, and it says whether there
-    # is any room to choose (the first choice is the front desk).
+    rooms = rooms_in_use(site=request.site, user=request.user)
+    mine = next((room for room in rooms if room.mine), None)
+    form = RoomForm(site=request.site, initial={"room": mine})
+    # The select is made from the rooms just read (its own queryset would read them again).
     field = form.fields["room"]
-    field.choices = list(iter(field.choices))  # iter: list() would also ask for a count
-    return {"room_form": form, "room_unset": mine.room is None and len(field.choices) > 1}
+    field.choices = [("", field.empty_label)] + [
+        (field.prepare_value(room), field.label_from_instance(room)) for room in rooms
+    ]
+    return {"room_form": form, "room_unset": mine is None and bool(rooms)}
 
 
 def _room_for_call(request):

@@ -131,6 +131,15 @@ def _flush_as_database_administration():
     flush.Command.handle = original
 
 
+@pytest.fixture(autouse=True)
+def _no_built_boards():
+    """Each test starts with no built board fragments: its database may give a site the id and
+    queue version an earlier test's had (queues/board.py, built_board)."""
+    from queues.board import built_board_forget
+
+    built_board_forget()
+
+
 # --- personas ---------------------------------------------------------------------------------
 
 

@@ -257,6 +257,9 @@
   window.Threshold.live = {stop: stop, start: start};
 
   window.setInterval(sync, SYNC_MS);
+  // The server hands out a built board for up to 20 s (queues/board.py, BUILT_SECONDS): its
+  // wait labels are brought to this moment at once, then every 20 s.
+  tickWaits();
   window.setInterval(tickWaits, 20000);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) sync(); });
   if (!("WebSocket" in window)) { startPolling(); return; }

@@ -217,3 +217,156 @@ def test_board_queries_do_not_grow_with_the_number_waiting(client, site, front_d
             counts[name, waiting] = len(queries)
     assert counts["queues:board", 1] == counts["queues:board", 40]
     assert counts["queues:board_live", 1] == counts["queues:board_live", 40]
+
+
+# --- built once per change, for pages and polling screens ---------------------------------------
+
+
+def _people_read(queries) -> int:
+    return sum('FROM "queue_arrival"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_pages_and_polls_at_one_version_share_one_build(client, site, front_desk, clinician):
+    """The board page and the polling fallback build the fragment once per version and
+    permission set; every later page or poll at that version is given it, and a change
+    builds it again."""
+    check_in(site=site, by=front_desk, name="Ana")
+    client.force_login(clinician)
+    with CaptureQueriesContext(connection) as first:
+        page = client.get(reverse("queues:board")).content.decode()
+    with CaptureQueriesContext(connection) as again:
+        polled = client.get(reverse("queues:board_live")).json()
+
+    assert _people_read(first) == 2  # those in line, those seen today
+    assert _people_read(again) == 0
+    assert polled["html"] in page
+
+    check_in(site=site, by=front_desk, name="Ben")
+    with CaptureQueriesContext(connection) as changed:
+        after = client.get(reverse("queues:board_live")).json()
+
+    assert _people_read(changed) == 2
+    assert after["version"] == polled["version"] + 1
+    assert "Ben" in after["html"] and "Ben" not in polled["html"]
+
+
+def test_each_permission_set_gets_its_own_build(client, site, front_desk, clinician):
+    check_in(site=site, by=front_desk, name="Ana")
+    client.force_login(clinician)
+    as_clinician = client.get(reverse("queues:board_live")).json()["html"]
+    client.force_login(front_desk)
+    as_desk = client.get(reverse("queues:board_live")).json()["html"]
+
+    assert re.search(r'formaction="[^"]*/call/"', as_clinician)
+    assert not re.search(r'formaction="[^"]*/call/"', as_desk)
+
+
+def test_a_build_is_given_out_for_a_short_while_only(
+    client, site, front_desk, clinician, monkeypatch
+):
+    """Its wait labels are worked out when it is built: after BUILT_SECONDS it is built again,
+    at the same version, with the labels of the moment."""
+    from queues import board
+
+    arrived = timezone.now().replace(microsecond=0)
+    check_in(site=site, by=front_desk, name="Ana", now=arrived)
+    client.force_login(clinician)
+    monkeypatch.setattr(board.timezone, "now", lambda: arrived + timedelta(minutes=4))
+    early = client.get(reverse("queues:board_live")).json()
+    monkeypatch.setattr(
+        board.timezone, "now", lambda: arrived + timedelta(minutes=6, seconds=board.BUILT_SECONDS)
+    )
+    later = client.get(reverse("queues:board_live")).json()
+
+    assert later["version"] == early["version"]
+    assert ">4 min<" in early["html"]
+    assert ">6 min<" in later["html"]
+
+
+def test_a_change_to_the_sites_settings_is_seen_at_once(client, site, front_desk, clinician):
+    arrived = timezone.now() - timedelta(minutes=30)
+    check_in(site=site, by=front_desk, name="Ana", now=arrived)
+    client.force_login(clinician)
+    site.wait_warning_minutes = 60
+    site.save(update_fields=["wait_warning_minutes"])
+    before = client.get(reverse("queues:board_live")).json()["html"]
+    site.wait_warning_minutes = 20
+    site.save(update_fields=["wait_warning_minutes"])
+    after = client.get(reverse("queues:board_live")).json()["html"]
+
+    assert 'class="wait long"' not in before
+    assert 'class="wait long"' in after
+
+
+# --- rows kept from the last build ----------------------------------------------------------------
+
+_OTHER_STATE = {
+    "waiting": "stepped_out",
+    "stepped_out": "waiting",
+    "called": "with_staff",
+    "with_staff": "called",
+    "done": "left",
+    "left": "done",
+}
+
+
+def _changed(row, field: str):
+    """`row` with another value for `field`, of the right kind."""
+    import dataclasses
+
+    from queues.selectors import PersonRef
+
+    value = getattr(row, field)
+    if field == "state":
+        other = _OTHER_STATE[value]
+    elif field == "person":
+        other = PersonRef(pk=value.pk + 1000, name=value.name + "x", pronouns="they/them")
+    elif field == "staff_discipline":
+        other = "physician" if value != "physician" else "nurse"
+    elif isinstance(value, bool):
+        other = not value
+    elif isinstance(value, int):
+        other = value + 1000
+    elif isinstance(value, str):
+        other = value + " x"
+    elif isinstance(value, datetime):
+        other = value - timedelta(minutes=7, seconds=3)
+    elif value is None and field.endswith("_at"):
+        other = at(50)
+    else:  # staff_id of someone waiting
+        other = 4242
+    return dataclasses.replace(row, **{field: other})
+
+
+def test_a_row_kept_from_the_last_build_is_the_row_written_afresh(
+    site, front_desk, clinician, room, service
+):
+    """Every value a row shows is part of what decides whether it can be kept: change any one
+    of them and the board written with the last build's rows is the board written afresh."""
+    import dataclasses
+
+    from queues.board import _RowWriter, board_rows
+    from queues.selectors import QueueRow
+
+    build_queue(site, front_desk, clinician, room, service)
+    snapshot = queue_snapshot(site=site, now=at(30))
+    perms = board_permissions(clinician, site)
+    board_rows(snapshot, perms)  # the last build
+    tables = ("waiting", "in_progress", "finished")
+    fields = [f.name for f in dataclasses.fields(QueueRow) if f.name != "site_id"]
+    checked = 0
+    for table in tables:
+        for i, row in enumerate(getattr(snapshot, table)):
+            for field in fields:
+                rows = list(getattr(snapshot, table))
+                rows[i] = _changed(row, field)
+                changed = dataclasses.replace(snapshot, **{table: rows})
+                kept = board_rows(changed, perms)
+                fresh = _RowWriter(changed, perms).rows()
+                assert kept == fresh, (table, field)
+                board_rows(snapshot, perms)  # back to the last build
+                checked += 1
+    assert checked == len(fields) * 6  # two rows in each table
+    # Minutes later only the waits are written again, and they are right too.
+    later = dataclasses.replace(snapshot, now=at(34))
+    assert board_rows(later, perms) == _RowWriter(later, perms).rows()

@@ -315,6 +315,31 @@ def test_check_in_welcomes_a_returning_person_back(client, site, front_desk, cli
     assert Person.objects.count() == 1
 
 
+def test_a_known_name_is_asked_about_even_among_many_names_containing_it(
+    client, site, other_site, front_desk
+):
+    """The desk types "Ana": the question "someone new?" lists the Ana known here, however
+    many Anabels and Dianas there are, and no longer name, no one of another site."""
+    for name in ["Anabel", "Diana", "Ana Lopez", "Juliana", "Anastasia", "Mariana", "Dana",
+                 "Banana Joe", "Hanako"]:  # fmt: skip
+        check_in(site=site, by=front_desk, person=PersonFactory(site=site, name=name))
+    ana = PersonFactory(site=site, name="ana")  # never here yet: last among the matches
+    PersonFactory(site=other_site, name="Ana")
+    client.force_login(front_desk)
+
+    asked = client.post(reverse("queues:check_in"), check_in_data(name="Ana "))
+
+    assert asked.status_code == 200
+    assert [p.pk for p in asked.context["matches"]] == [ana.pk]
+    assert "Someone called Ana is already known here" in asked.content.decode()
+    assert not Arrival.objects.filter(person=ana).exists()
+
+    added = client.post(reverse("queues:check_in"), check_in_data(name="Ana", confirm_new="1"))
+
+    assert added.status_code == 302
+    assert Person.objects.filter(site=site, name="Ana").count() == 1
+
+
 def test_double_tap_on_check_in_creates_one_arrival(client, site, front_desk):
     client.force_login(front_desk)
     data = check_in_data()
