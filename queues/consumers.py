@@ -3,18 +3,18 @@
 They only read. Every change goes through a POST and a service; the socket carries the
 resulting snapshots and patches. Authorisation happens before a socket joins a group.
 
-Work is done per change, not per socket (docs: STYLE, "Consumers"). Each server process keeps
-a `_Hub` of the sockets it holds, by site. When a hint (a site id and a version) arrives, the
-first of that site's sockets to receive it does the work for all of them, under one lock per
-site: it checks, in a constant number of queries, that every socket may still see the site
-(sessions live and unexpired, passwords unchanged, roles still held; for the TV, its link still
-current), builds the snapshot once and renders it once per permission set, then hands the
-rendered text to every socket. The other sockets find that version done and do nothing. Hints
-that arrive while a build runs wait for it and are then usually already covered (the build reads
-the newest version): a burst is coalesced, and the last version is always built. Under a rush,
-building a site's screens takes at most LIVE_BUILD_SHARE of a process's time (a build of a long
-queue is followed by a longer pause), so that check-ins keep the server; a change after a quiet
-spell, or on a short queue, is built at once.
+Work is done per change, not per socket (docs: STYLE, "Consumers"). Each server process keeps a
+`_Hub` of the sockets it holds, by site; the process, not each socket, is in the site's group,
+so a hint (a site id and a version) reaches it once. The hub then does the work for all of that
+site's sockets, under one lock per site: it checks, in a constant number of queries, that every
+socket may still see the site (sessions live and unexpired, passwords unchanged, roles still
+held; for the TV, its link still current), builds the snapshot once and renders it once per
+permission set, then hands the rendered text to every socket. Hints that arrive while a build
+runs wait for it and are then usually already covered (the build reads the newest version): a
+burst is coalesced, and the last version is always built. Under a rush, building a site's
+screens takes at most LIVE_BUILD_SHARE of a process's time (a build of a long queue is followed
+by a longer pause), so that check-ins keep the server; a change after a quiet spell, or on a
+short queue, is built at once.
 
 A board that holds the version built before gets a patch to the new one, not the whole board
 (`queues.board.board_patch`, computed once per permission set): the rows added or changed,
@@ -43,7 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
@@ -237,7 +239,11 @@ def _display_site(token: str) -> Site | None:
 
 
 class _Hub:
-    """The sockets of one event loop (one server process), by kind and site."""
+    """The sockets of one event loop (one server process), by kind and site.
+
+    The process, not each socket, is in the site's group: a change's hint reaches the process
+    once, however many of the site's screens it holds (the sockets are only in their account's
+    and session's groups, to be closed)."""
 
     def __init__(self) -> None:
         self.sockets: dict[tuple, set] = {}
@@ -246,6 +252,11 @@ class _Hub:
         self.done: dict[tuple, int] = {}
         self.last_build: dict[tuple, tuple[float, float]] = {}  # (ended, took)
         self.rechecker: asyncio.Task | None = None
+        self.groups: dict[tuple, str] = {}  # hub key -> the group the process is in for it
+        self.channel: str | None = None  # the process's own channel, in those groups
+        self.listener: asyncio.Task | None = None
+        self.subscribing = asyncio.Lock()
+        self.tasks: set[asyncio.Task] = set()
 
     def add(self, socket) -> None:
         self.sockets.setdefault(socket.hub_key, set()).add(socket)
@@ -261,12 +272,67 @@ class _Hub:
             del self.sockets[socket.hub_key]
             for table in (self.built, self.done, self.locks, self.last_build):
                 table.pop(socket.hub_key, None)
+            await self._leave(socket.hub_key)
         if not self.sockets:
-            if self.rechecker is not None:
-                self.rechecker.cancel()
-                self.rechecker = None
+            rechecker, self.rechecker = self.rechecker, None
+            listener, self.listener = self.listener, None
+            await _stopped(rechecker)
+            await _stopped(listener)
             # No screens left: give the kept connection back.
             await _db(_close_connection)
+
+    # --- the process in the sites' groups ---------------------------------------------------
+
+    async def subscribe(self, hub_key, group: str) -> None:
+        """Put the process in `group` for `hub_key` (again: that repairs a membership Redis
+        lost when it restarted), and make sure it listens."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        async with self.subscribing:
+            if self.channel is None:
+                self.channel = await layer.new_channel()
+            self.groups[hub_key] = group
+            await layer.group_add(group, self.channel)
+            if self.listener is None or self.listener.done():
+                self.listener = asyncio.create_task(self._listen(layer))
+
+    async def _leave(self, hub_key) -> None:
+        async with self.subscribing:  # not between another screen's joining and its note
+            group = self.groups.pop(hub_key, None)
+            if group in self.groups.values():
+                return  # the site's other kind of screen (boards, TVs) is still held here
+            layer = get_channel_layer()
+            if group is None or layer is None or self.channel is None:
+                return
+            try:
+                await layer.group_discard(group, self.channel)
+            except Exception:
+                logger.info("Could not leave %s", group, exc_info=True)
+
+    async def _listen(self, layer) -> None:
+        """Each hint once per process: the site's boards and display are brought up to date
+        (each build and send runs on its own, so that hints keep being read meanwhile)."""
+        while asyncio.current_task() is self.listener:  # a replaced reader stops
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning(
+                    "Could not read live-update hints; screens catch up on their next sync",
+                    exc_info=True,
+                )
+                await asyncio.sleep(1)
+                continue
+            site_id, version = message.get("site"), message.get("version")
+            if message.get("type") != realtime.QUEUE_CHANGED or not isinstance(version, int):
+                continue
+            for kind in (BOARD, DISPLAY):
+                if (kind, site_id) in self.sockets:
+                    task = asyncio.create_task(self.changed((kind, site_id), version))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
 
     def _lock(self, hub_key) -> asyncio.Lock:
         return self.locks.setdefault(hub_key, asyncio.Lock())
@@ -344,11 +410,15 @@ class _Hub:
         return built
 
     async def _recheck_forever(self) -> None:
-        """Quiet sockets too lose access within LIVE_RECHECK_SECONDS (an expired session)."""
-        while True:
+        """Quiet sockets too lose access within LIVE_RECHECK_SECONDS (an expired session), and
+        the process is put in its groups again (in case Redis restarted and forgot them)."""
+        while asyncio.current_task() is self.rechecker:  # a stopped one ends
             await asyncio.sleep(settings.LIVE_RECHECK_SECONDS)
             for hub_key in list(self.sockets):
                 try:
+                    group = self.groups.get(hub_key)
+                    if group is not None:
+                        await self.subscribe(hub_key, group)
                     async with self._lock(hub_key):
                         sockets = list(self.sockets.get(hub_key, ()))
                         if sockets:
@@ -357,6 +427,18 @@ class _Hub:
                     raise
                 except Exception:
                     logger.warning("Could not re-check the live sockets", exc_info=True)
+
+
+async def _stopped(task: asyncio.Task | None) -> None:
+    """Cancel `task` and wait until it has ended. On Python 3.11 redis-py can swallow the
+    cancellation of a pending Redis call (tests/queues/test_consumers.py says more), so it is
+    cancelled again until it ends: a task left running would keep the event loop from ever
+    closing."""
+    if task is asyncio.current_task():
+        return  # ends on its own: its loop sees it was replaced
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub]" = weakref.WeakKeyDictionary()
@@ -390,6 +472,17 @@ class _QueueSocket(AsyncWebsocketConsumer):
     def hub_key(self) -> tuple:
         return (self.kind, self.site_id)
 
+    async def dispatch(self, message):
+        """Channels' dispatch, less its `aclose_old_connections()` before every message: a hop
+        to a thread for each message and each socket (50 screens, 50 hops a change) to tidy
+        connections these sockets never use. They reach the database only through `_db`, on
+        the live-db thread, which keeps its own connection; channels' session and user lookups
+        at connect tidy theirs themselves (database_sync_to_async)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Malformed frames are ignored, never fatal: a buggy or hostile client cannot crash us.
         try:
@@ -400,24 +493,16 @@ class _QueueSocket(AsyncWebsocketConsumer):
             await self.sync(content.get("version"))
 
     async def sync(self, known) -> None:
-        # Re-joining is idempotent and repairs membership lost when Redis restarted.
-        await self.join_group()
+        # Joining again is idempotent and repairs membership lost when Redis restarted.
+        await hub().subscribe(self.hub_key, self.group)
         current = await _db(queue_version, self.site_id)
         if not isinstance(known, int) or isinstance(known, bool) or known != current:
             await hub().changed(self.hub_key, current, force=self)
 
-    async def queue_changed(self, event):
-        version = event.get("version")
-        if isinstance(version, int) and version > self.sent_version and self.registered:
-            await hub().changed(self.hub_key, version)
-
-    async def join_group(self):
-        await self.channel_layer.group_add(self.group, self.channel_name)
-
     async def start(self) -> None:
         """Accepted and authorised: start sending, join the hub, send the first snapshot."""
         self.outbox: asyncio.Queue = asyncio.Queue(maxsize=settings.LIVE_SEND_BACKLOG)
-        await self.join_group()
+        await hub().subscribe(self.hub_key, self.group)
         await self.accept()
         self.writer = asyncio.create_task(self._write())
         hub().add(self)
@@ -475,7 +560,8 @@ class _QueueSocket(AsyncWebsocketConsumer):
                 logger.info("Could not leave %s on disconnect", group, exc_info=True)
 
     def groups_joined(self) -> list[str]:
-        return [self.group] if self.group else []
+        """The groups this socket itself is in (the site's group is the process's: _Hub)."""
+        return []
 
 
 class BoardConsumer(_QueueSocket):
@@ -493,7 +579,7 @@ class BoardConsumer(_QueueSocket):
         self.site_id = site.pk
         self.user_id = self.scope["user"].pk
         self.identity = (session_key, self.user_id, session_hash)
-        self.group = realtime.staff_group(site.pk)
+        self.group = realtime.site_group(site.pk)
         # Ending the session or every session of the account closes this socket at once.
         self.account_groups = [
             realtime.user_group(self.user_id),
@@ -525,5 +611,5 @@ class DisplayConsumer(_QueueSocket):
         # A rotated link disconnects every screen that still uses the old one (the rotation
         # bumps the version, and every change checks the link first).
         self.identity = (token,)
-        self.group = realtime.display_group(site.pk)
+        self.group = realtime.site_group(site.pk)
         await self.start()

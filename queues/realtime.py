@@ -14,11 +14,13 @@ and tests) cannot block and lives on the server's own event loop, so it is sent 
 """
 
 import asyncio
+import atexit
 import hashlib
 import logging
 import os
 import queue
 import threading
+import time
 from functools import partial
 
 from asgiref.sync import async_to_sync
@@ -33,12 +35,10 @@ QUEUE_CHANGED = "queue.changed"
 SESSION_ENDED = "session.ended"
 
 
-def staff_group(site_id: int) -> str:
-    return f"queue.staff.{site_id}"
-
-
-def display_group(site_id: int) -> str:
-    return f"queue.display.{site_id}"
+def site_group(site_id: int) -> str:
+    """The server processes that hold any of the site's screens, boards and TVs alike: one
+    hint per change reaches each of them once."""
+    return f"queue.site.{site_id}"
 
 
 def user_group(user_id: int) -> str:
@@ -71,7 +71,7 @@ def queue_changed(*, site_id: int, version: int) -> None:
 def _send(site_id: int, version: int) -> None:
     message = {"type": QUEUE_CHANGED, "site": site_id, "version": version}
     what = f"queue change (site {site_id}, version {version})"
-    _send_groups([staff_group(site_id), display_group(site_id)], message, what)
+    _send_groups([site_group(site_id)], message, what)
 
 
 def _send_groups(groups: list[str], message: dict, what: str) -> None:
@@ -97,6 +97,14 @@ async def _deliver(layer, groups: list[str], message: dict) -> None:
 # older than this is of little use: screens re-sync on their own timer.
 HINT_TIMEOUT_SECONDS = 2.0
 HINT_BACKLOG = 100
+# How long a process that is exiting (a deploy, docker stop) waits for the hints it holds.
+HINT_FLUSH_AT_EXIT_SECONDS = 1.0
+# The least time between two queue-change hints for one site from one process. A change after
+# a quiet spell goes out at once; under a burst, the changes that come within this time of the
+# last hint wait for it to pass and go out as one hint, at the newest version. Screens may skip
+# versions that way, never the last one, and every process reads each hint (channels-redis:
+# several Redis round trips each) a few dozen times a second at most, not once per check-in.
+HINT_SPACING_SECONDS = 0.05
 
 
 class _HintSender:
@@ -114,6 +122,9 @@ class _HintSender:
         self.dropping = False
         self.thread = threading.Thread(target=self._run, name="realtime-hints", daemon=True)
         self.thread.start()
+        # A hint held back for the spacing (or still waiting) goes out before the process
+        # ends, so the other processes' screens get the last changes made here.
+        atexit.register(self.wait, HINT_FLUSH_AT_EXIT_SECONDS)
 
     def submit(self, groups: list[str], message: dict, what: str) -> None:
         try:
@@ -138,11 +149,34 @@ class _HintSender:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        held: dict[int, tuple] = {}  # site id -> the newest queue change waiting for its turn
+        sent_at: dict[int, float] = {}  # site id -> when its last queue change went out
         while True:
-            item = self.hints.get()
+            due = [sent_at[site] + HINT_SPACING_SECONDS for site in held]
+            wait = max(0.0, min(due) - time.monotonic()) if due else None
+            try:
+                item = self.hints.get(timeout=wait)
+            except queue.Empty:
+                item = None
             marker = isinstance(item, threading.Event)
-            if not marker:
-                self._send(loop, *item)
+            if item is not None and not marker:
+                site = _site_of(item)
+                now = time.monotonic()
+                if site is None:  # a session ended: its sockets close at once
+                    self._send(loop, *item)
+                elif site in held:
+                    held[site] = max(held[site], item, key=_version_of)
+                elif now - sent_at.get(site, float("-inf")) < HINT_SPACING_SECONDS:
+                    held[site] = item
+                else:
+                    sent_at[site] = now
+                    self._send(loop, *item)
+            # The held hints whose time has come; before a marker, all of them.
+            for site in list(held):
+                now = time.monotonic()
+                if marker or now >= sent_at[site] + HINT_SPACING_SECONDS:
+                    sent_at[site] = now
+                    self._send(loop, *held.pop(site))
             if self.dropping and self.hints.empty():
                 self.dropping = False
                 logger.info("Live-update hints are no longer dropped: the backlog has cleared.")
@@ -159,6 +193,16 @@ class _HintSender:
             logger.warning("Could not broadcast %s", what, exc_info=True)
         else:
             health.broadcast_sent()  # for /healthz/live/
+
+
+def _site_of(hint: tuple) -> int | None:
+    """The site of a queue-change hint (None for any other)."""
+    _groups, message, _what = hint
+    return message["site"] if message.get("type") == QUEUE_CHANGED else None
+
+
+def _version_of(hint: tuple) -> int:
+    return hint[1]["version"]
 
 
 _sender_instance: _HintSender | None = None

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import itertools
 import threading
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -42,23 +43,71 @@ pytestmark = pytest.mark.django_db(transaction=True)
 a_check_in = database_sync_to_async(check_in)
 
 
-class QueryCounter:
-    """Counts every query any thread runs (the consumers query on their own thread)."""
+class _Counter:
+    """Counts something any thread does while a test runs (`count`, `reset()`)."""
 
     def __init__(self, monkeypatch):
         self.count = 0
         self.lock = threading.Lock()
+        self.install(monkeypatch)
+
+    def install(self, monkeypatch) -> None:
+        raise NotImplementedError
+
+    def add(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count = 0
+
+
+class QueryCounter(_Counter):
+    """Every query any thread runs (the consumers query on their own thread)."""
+
+    def install(self, monkeypatch) -> None:
         for name in ("_execute", "_executemany"):
             original = getattr(CursorWrapper, name)
-            monkeypatch.setattr(CursorWrapper, name, self._counting(original))
 
-    def _counting(self, original):
-        def counted(cursor, *args, **kwargs):
-            with self.lock:
-                self.count += 1
-            return original(cursor, *args, **kwargs)
+            def counted(cursor, *args, _original=original, **kwargs):
+                self.add()
+                return _original(cursor, *args, **kwargs)
 
-        return counted
+            monkeypatch.setattr(CursorWrapper, name, counted)
+
+
+class HopCounter(_Counter):
+    """Every time code is handed to a thread (sync_to_async)."""
+
+    def install(self, monkeypatch) -> None:
+        from asgiref.sync import SyncToAsync
+
+        original = SyncToAsync.__call__
+
+        async def counted(hop, *args, **kwargs):
+            self.add()
+            return await original(hop, *args, **kwargs)
+
+        monkeypatch.setattr(SyncToAsync, "__call__", counted)
+
+
+class HintCounter(_Counter):
+    """Every change hint the channel layer hands this process (the sockets' reads included)."""
+
+    def install(self, monkeypatch) -> None:
+        from channels.layers import get_channel_layer
+
+        kind = type(get_channel_layer())
+        original = kind.receive
+
+        async def counted(channel_layer, channel):
+            message = await original(channel_layer, channel)
+            if message.get("type") == "queue.changed":
+                self.add()
+            return message
+
+        monkeypatch.setattr(kind, "receive", counted)
 
 
 @contextlib.asynccontextmanager
@@ -68,39 +117,54 @@ async def sockets(n: int, path: str, headers):
         yield opened
 
 
-def queries_for_one_change(monkeypatch, site, front_desk, clinician, n: int) -> int:
+def counted_for_one_change(counter, monkeypatch, site, front_desk, clinician, n: int) -> int:
+    """What `counter` counts while one change (a check-in, after another one) reaches `n`
+    boards. It counts from before the first socket opens, so that nothing already under way
+    escapes it, and is reset once the boards hold the first change."""
     headers = staff_headers(clinician)
     result = {}
 
     async def scenario():
+        counting = counter(monkeypatch)
         async with sockets(n, board_path(site), headers) as boards:
             for ws in boards:
                 await connected(ws)
-            # The same change both times: a check-in of someone new, after another one.
             await a_check_in(site=site, by=front_desk, name=f"Warm Up {n}")
             for ws in boards:
                 await next_snapshot(ws)
-            counter = QueryCounter(monkeypatch)
+            counting.reset()
             await a_check_in(site=site, by=front_desk, name=f"Marcus Lee {n}")
             versions = {(await next_snapshot(ws))["version"] for ws in boards}
-            result["queries"] = counter.count
+            result["count"] = counting.count
             assert len(versions) == 1
-            monkeypatch.undo()
+        monkeypatch.undo()
 
     run(scenario)
-    return result["queries"]
+    return result["count"]
 
 
-def test_one_change_costs_the_same_queries_for_one_board_as_for_twenty(
+@pytest.mark.parametrize(
+    ("counter", "per_process"),
+    [(QueryCounter, None), (HopCounter, None), (HintCounter, 1)],
+    ids=["queries", "thread-hand-offs", "hints-received"],
+)
+def test_one_change_costs_the_same_for_one_board_as_for_twenty(
     layer,  # noqa: F811
     monkeypatch,
     site,
     front_desk,
     clinician,
+    counter,
+    per_process,
 ):
-    one = queries_for_one_change(monkeypatch, site, front_desk, clinician, 1)
-    twenty = queries_for_one_change(monkeypatch, site, front_desk, clinician, 20)
+    """The database's queries, the hand-offs to threads and the hints the process receives:
+    none of them grows with the number of boards (the process, not each socket, is in the
+    site's group, so it receives one hint)."""
+    one = counted_for_one_change(counter, monkeypatch, site, front_desk, clinician, 1)
+    twenty = counted_for_one_change(counter, monkeypatch, site, front_desk, clinician, 20)
     assert twenty == one
+    if per_process is not None:
+        assert one == per_process
 
 
 def test_one_change_costs_the_same_queries_for_one_display_as_for_twenty(
@@ -128,6 +192,38 @@ def test_one_change_costs_the_same_queries_for_one_display_as_for_twenty(
     for n in (1, 20):
         run(functools.partial(scenario, n))
     assert counts[0] == counts[1]
+
+
+def test_a_process_holding_a_sites_boards_and_tvs_receives_one_hint_per_change(
+    layer,  # noqa: F811
+    monkeypatch,
+    site,
+    front_desk,
+    clinician,
+):
+    """Boards and TVs share the site's group: one hint per change reaches the process, and the
+    process stays in the group while either kind is still open."""
+    headers = staff_headers(clinician)
+
+    async def scenario():
+        hints = HintCounter(monkeypatch)
+        async with socket(display_path(site.display_token), PAGE) as tv:
+            await connected(tv)
+            async with socket(board_path(site), headers) as board:
+                await connected(board)
+                hints.reset()
+                await a_check_in(site=site, by=front_desk, name="Marcus Lee")
+                version = await database_sync_to_async(queue_version)(site.pk)
+                assert (await next_snapshot(board))["version"] == version
+                assert (await next_snapshot(tv))["version"] == version
+                assert hints.count == 1
+            # The board has gone; the TV still gets the next change.
+            await a_check_in(site=site, by=front_desk, name="Ana Ruiz")
+            version = await database_sync_to_async(queue_version)(site.pk)
+            assert (await next_snapshot(tv))["version"] == version
+        monkeypatch.undo()
+
+    run(scenario)
 
 
 def test_a_burst_of_changes_ends_with_every_board_at_the_last_version(
@@ -165,33 +261,42 @@ def test_a_rush_of_changes_shares_builds_and_ends_at_the_last_version(
     front_desk,
     clinician,
 ):
-    settings.LIVE_BUILD_SHARE = 0.01  # each build is followed by a pause 99 times as long
+    # Each build is made to take at least 50 ms and is followed by a pause 49 times as long
+    # (at least 2.45 s), so that the rush below falls within the pause however slow the machine.
+    settings.LIVE_BUILD_SHARE = 0.02
     builds = []
     build = consumers._build
 
     def counted(*args):
         builds.append(args)
+        time.sleep(0.05)
         return build(*args)
 
     headers = staff_headers(clinician)
+
+    async def reach(boards, last):
+        for ws in boards:
+            version = -1
+            while version < last:
+                version = (await next_snapshot(ws))["version"]
+            assert version == last
 
     async def scenario():
         async with sockets(3, board_path(site), headers) as boards:
             for ws in boards:
                 await connected(ws)
             monkeypatch.setattr(consumers, "_build", counted)
-            for i in range(10):  # a rush: ten check-ins, well within the first pause
+            # A change after a quiet spell is built at once, once for all three boards.
+            await a_check_in(site=site, by=front_desk, name="Person 0")
+            await reach(boards, await database_sync_to_async(queue_version)(site.pk))
+            assert len(builds) == 1
+            for i in range(1, 10):  # a rush: nine check-ins, well within the pause
                 await a_check_in(site=site, by=front_desk, name=f"Person {i}")
-            last = await database_sync_to_async(queue_version)(site.pk)
-            for ws in boards:
-                version = -1
-                while version < last:
-                    version = (await next_snapshot(ws))["version"]
-                assert version == last
+            await reach(boards, await database_sync_to_async(queue_version)(site.pk))
 
     run(scenario)
-    # The first change is built at once, the other nine wait for the pause and share a build.
-    assert 1 < len(builds) <= 3
+    # The nine changes of the rush wait for the pause and share one build (two at most).
+    assert 2 <= len(builds) <= 3
 
 
 # --- access ending closes sockets at once -------------------------------------------------------

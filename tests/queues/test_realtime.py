@@ -1,19 +1,26 @@
-"""Live-update hints: one per change to each of the site's two groups, after commit, and never
-anything about a person. A channel layer that is down never costs a saved change."""
+"""Live-update hints: one per change to the site's group, after commit, and never
+anything about a person (through a network layer, a burst at one site is spaced into fewer
+hints, the last at the newest version). A channel layer that is down never costs a saved
+change."""
 
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from queues import realtime, services
 from queues.errors import QueueError
 from queues.models import Arrival, ArrivalEvent, State
-from queues.realtime import display_group, staff_group
+from queues.realtime import site_group
 from queues.selectors import queue_version
 from tests.factories import check_in
 
@@ -53,9 +60,9 @@ def layer(settings) -> RecordingChannelLayer:
 
 
 def hints(site) -> list[tuple[str, dict]]:
-    """The two messages one change at `site` must send, at the site's current version."""
+    """The message one change at `site` must send, at the site's current version."""
     message = {"type": "queue.changed", "site": site.pk, "version": queue_version(site.pk)}
-    return [(staff_group(site.pk), message), (display_group(site.pk), message)]
+    return [(site_group(site.pk), message)]
 
 
 # Each entry prepares the queue (no hints captured) and returns the change to broadcast.
@@ -159,7 +166,7 @@ def team(site, room, front_desk, clinician, second_clinician):
 
 
 @pytest.mark.parametrize("name", CHANGES, ids=list(CHANGES))
-def test_each_change_sends_one_hint_to_staff_screens_and_one_to_displays(
+def test_each_change_sends_one_hint_to_the_sites_screens(
     name, team, layer, django_capture_on_commit_callbacks
 ):
     make_change = CHANGES[name](team)
@@ -185,7 +192,7 @@ def test_a_hint_carries_only_type_site_and_version(
             what_helps="has a dog called Pepper",
         )
 
-    assert len(layer.sent) == 2
+    assert len(layer.sent) == 1
     for _group, message in layer.sent:
         assert set(message) == {"type", "site", "version"}
         text = json.dumps(message)
@@ -193,7 +200,7 @@ def test_a_hint_carries_only_type_site_and_version(
             assert private not in text
 
 
-def test_hints_go_to_the_groups_of_the_site_that_changed(
+def test_hints_go_to_the_group_of_the_site_that_changed(
     site, other_site, front_desk, other_site_clinician, layer, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
@@ -203,22 +210,22 @@ def test_hints_go_to_the_groups_of_the_site_that_changed(
     assert not any(str(site.pk) == group.rsplit(".", 1)[1] for group, _ in layer.sent)
 
 
-def test_a_screen_in_the_staff_group_receives_the_hint(
+def test_every_process_in_the_sites_group_receives_the_hint(
     site, front_desk, settings, django_capture_on_commit_callbacks
 ):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     layer = get_channel_layer()
-    staff_screen = async_to_sync(layer.new_channel)()
-    display_screen = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(staff_group(site.pk), staff_screen)
-    async_to_sync(layer.group_add)(display_group(site.pk), display_screen)
+    one_process = async_to_sync(layer.new_channel)()
+    another_process = async_to_sync(layer.new_channel)()
+    for channel in (one_process, another_process):
+        async_to_sync(layer.group_add)(site_group(site.pk), channel)
 
     with django_capture_on_commit_callbacks(execute=True):
         check_in(site=site, by=front_desk, name="Marcus")
 
     expected = {"type": "queue.changed", "site": site.pk, "version": 1}
-    assert async_to_sync(layer.receive)(staff_screen) == expected
-    assert async_to_sync(layer.receive)(display_screen) == expected
+    assert async_to_sync(layer.receive)(one_process) == expected
+    assert async_to_sync(layer.receive)(another_process) == expected
 
 
 def test_several_changes_in_a_row_send_increasing_versions(
@@ -230,9 +237,8 @@ def test_several_changes_in_a_row_send_increasing_versions(
     with django_capture_on_commit_callbacks(execute=True):
         services.arrival_call_next(site=site, by=clinician)
 
-    staff_versions = [m["version"] for group, m in layer.sent if group == staff_group(site.pk)]
-    display_versions = [m["version"] for group, m in layer.sent if group == display_group(site.pk)]
-    assert staff_versions == display_versions == [1, 2, 3, 4]
+    assert [m["version"] for group, m in layer.sent if group == site_group(site.pk)] == [1, 2, 3, 4]
+    assert len(layer.sent) == 4
 
 
 def test_nothing_is_sent_when_the_change_is_rolled_back(
@@ -292,9 +298,9 @@ def test_hints_follow_real_commits_and_never_real_rollbacks(site, front_desk, cl
 
     with transaction.atomic():
         services.arrival_call_next(site=site, by=clinician)
-        assert len(layer.sent) == 2, "nothing may be sent before the commit"
-    assert len(layer.sent) == 4
-    assert layer.sent[2:] == hints(site)
+        assert len(layer.sent) == 1, "nothing may be sent before the commit"
+    assert len(layer.sent) == 2
+    assert layer.sent[1:] == hints(site)
 
 
 # --- a channel layer that is down ---------------------------------------------------------------
@@ -385,3 +391,113 @@ def test_a_hanging_channel_layer_drops_hints_instead_of_queueing_without_end(
     cleared = "Live-update hints are no longer dropped: the backlog has cleared."
     assert messages.count(cleared) == 1
     assert messages.index(cleared) > messages.index(dropped[0])
+
+
+# --- the background sender spaces a site's hints under a burst ------------------------------------
+
+
+class SpyNetworkLayer(BaseChannelLayer):
+    """A network layer (its hints go through the background sender) that notes each send."""
+
+    sent: list[tuple[str, dict, float]] = []
+
+    async def group_send(self, group, message):
+        SpyNetworkLayer.sent.append((group, message, time.monotonic()))
+
+
+@pytest.fixture
+def spy(settings, monkeypatch) -> list[tuple[str, dict, float]]:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.SpyNetworkLayer"}}
+    monkeypatch.setattr(SpyNetworkLayer, "sent", [])
+    monkeypatch.setattr(realtime, "_sender_instance", None)  # a sender of this test's own
+    yield SpyNetworkLayer.sent
+    assert realtime.hints_wait(10)  # nothing held over into another test
+
+
+def sent_versions(spy, site_id: int) -> list[int]:
+    return [m["version"] for g, m, _at in spy if g == site_group(site_id)]
+
+
+def sent_soon(spy, wanted, timeout: float = 3.0) -> bool:
+    """Whether something in `spy` satisfies `wanted` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(wanted(group, message) for group, message, _at in list(spy)):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_burst_at_one_site_goes_out_as_two_hints_the_last_at_the_newest_version(
+    site, front_desk, monkeypatch, spy, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(realtime, "HINT_SPACING_SECONDS", 5.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        check_in(site=site, by=front_desk, name="Person 0")
+        first_version = queue_version(site.pk)
+        for i in range(1, 10):
+            check_in(site=site, by=front_desk, name=f"Person {i}")
+    assert realtime.hints_wait(10)  # sends what is held, without waiting out the spacing
+
+    # The first change at once; the nine that came within the spacing as one, the newest.
+    assert sent_versions(spy, site.pk) == [first_version, queue_version(site.pk)]
+    assert len(spy) == 2
+
+
+def test_a_held_hint_goes_out_by_itself_once_the_spacing_has_passed(site, monkeypatch, spy):
+    monkeypatch.setattr(realtime, "HINT_SPACING_SECONDS", 0.3)
+    realtime._send(site.pk, 1)
+    realtime._send(site.pk, 3)
+    realtime._send(site.pk, 2)  # committed before 3, told after it: never sent after 3
+
+    assert sent_soon(spy, lambda g, m: m.get("version") == 3)
+    assert sent_versions(spy, site.pk) == [1, 3]
+    first, last = (at for g, m, at in spy if g == site_group(site.pk))
+    assert last - first >= 0.3
+
+
+def test_the_spacing_holds_neither_other_sites_nor_closing_sockets(
+    site, other_site, monkeypatch, spy
+):
+    monkeypatch.setattr(realtime, "HINT_SPACING_SECONDS", 30.0)
+    realtime._send(site.pk, 1)
+    realtime._send(site.pk, 2)  # held for 30 seconds (or until hints_wait)
+    realtime._send(other_site.pk, 7)
+    realtime._send_groups(["account.5"], {"type": realtime.SESSION_ENDED}, "session end")
+
+    assert sent_soon(spy, lambda g, m: m.get("site") == other_site.pk)
+    assert sent_soon(spy, lambda g, m: m["type"] == realtime.SESSION_ENDED)
+    assert sent_versions(spy, site.pk) == [1]
+
+
+class FileSpyLayer(BaseChannelLayer):
+    """A network layer writing each hint's group and version to the file in $SPY_FILE."""
+
+    async def group_send(self, group, message):
+        with open(os.environ["SPY_FILE"], "a") as spy:
+            spy.write(f"{group} {message.get('version')}\n")
+
+
+EXITING = f"""
+import django
+django.setup()
+from django.conf import settings
+settings.CHANNEL_LAYERS = {{"default": {{"BACKEND": "{__name__}.FileSpyLayer"}}}}
+from queues import realtime
+realtime.HINT_SPACING_SECONDS = 60.0
+realtime._send(1, 1)
+realtime._send(1, 2)  # held for a minute: the process ends long before
+"""
+
+
+def test_a_process_that_exits_sends_the_hints_it_holds_first(tmp_path):
+    spy = tmp_path / "sent.txt"
+    env = {**os.environ, "SPY_FILE": str(spy), "DJANGO_SETTINGS_MODULE": "clinic.settings"}
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", EXITING], env=env, cwd=settings.BASE_DIR, check=True, timeout=60
+    )
+
+    assert time.monotonic() - started < 30  # not the minute of spacing
+    sent = spy.read_text().splitlines()
+    assert sent == [f"{site_group(1)} 1", f"{site_group(1)} 2"]
