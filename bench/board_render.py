@@ -10,7 +10,10 @@ eight people called or with staff and ten finished at every size. The sites are 
 later run (another commit) measures the same queue; use a scratch database.
 
 Signed in as a clinician (who sees every row button), it times each page --runs times after
---warmup requests and prints the median, the HTML size, the number of SQL queries, the time
+--warmup requests, twice: after a change (the queue's version moved before each request, so
+the board is built again, as for the first screen to ask after a check-in) and at a version
+already built in this process (every other screen before the next change). It prints the
+median, the HTML size, the number of SQL queries, the time
 per extra person between sizes and overall from the smallest to the largest size. Settings as
 in production (DEBUG off), the in-memory channel layer. Next to each median time, the median
 CPU time of this process (Django's side, without PostgreSQL's): on a busy machine the time
@@ -102,13 +105,16 @@ def fill_site(size: int):
     return site, clinician
 
 
-def measure(client, path: str, *, runs: int, warmup: int) -> dict:
+def measure(client, path: str, *, runs: int, warmup: int, before=lambda: None) -> dict:
+    """The page's median time over `runs` requests; `before` runs ahead of each one, untimed."""
     from django.db import connection
 
     for _ in range(warmup):
+        before()
         assert client.get(path, secure=True).status_code == 200
     # Counted by a wrapper: the query log is emptied when a request starts.
     queries = []
+    before()
     with connection.execute_wrapper(
         lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)
     ):
@@ -116,6 +122,7 @@ def measure(client, path: str, *, runs: int, warmup: int) -> dict:
     assert response.status_code == 200, response.status_code
     times, cpu = [], []
     for _ in range(runs):
+        before()
         started, cpu_started = time.perf_counter(), time.process_time()
         client.get(path, secure=True)
         times.append((time.perf_counter() - started) * 1000)
@@ -127,6 +134,19 @@ def measure(client, path: str, *, runs: int, warmup: int) -> dict:
         "bytes": len(response.content),
         "queries": len(queries),
     }
+
+
+def reference_ms() -> float:
+    """A fixed piece of pure-Python work, timed (best of five): on a shared machine whose speed
+    drifts, it tells how fast the machine was when the figures were taken."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 def main() -> None:
@@ -158,10 +178,11 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
 
     from clinic.sites import SESSION_SITE_KEY
+    from queues.services import queue_version_bump
 
     if connection.vendor != "postgresql":
         sys.exit("The benchmark needs PostgreSQL (--database-url postgres://…).")
@@ -172,7 +193,15 @@ def main() -> None:
     }
     call_command("migrate", verbosity=0)
 
-    pages = {"board": "/queue/board/", "live fragment": "/queue/board/live/"}
+    # Each page twice: after a change (the queue's version moved, so the board is built again,
+    # as for the first screen to ask after a check-in) and at a version already built in this
+    # process (every other screen that asks before the next change).
+    pages = {
+        "board, changed": ("/queue/board/", True),
+        "board, built": ("/queue/board/", False),
+        "live, changed": ("/queue/board/live/", True),
+        "live, built": ("/queue/board/live/", False),
+    }
     results: dict[str, dict[int, dict]] = {name: {} for name in pages}
     for size in sizes:
         site, clinician = fill_site(size)
@@ -181,27 +210,39 @@ def main() -> None:
         session = client.session
         session[SESSION_SITE_KEY] = site.pk
         session.save()
-        for name, path in pages.items():
-            results[name][size] = r = measure(client, path, runs=args.runs, warmup=args.warmup)
+
+        def change(site=site):
+            with transaction.atomic():
+                queue_version_bump(site.pk)
+
+        for name, (path, changed) in pages.items():
+            results[name][size] = r = measure(
+                client,
+                path,
+                runs=args.runs,
+                warmup=args.warmup,
+                before=change if changed else lambda: None,
+            )
             print(
-                f"  {size:5} waiting  {name:14} median {r['ms']:7.1f} ms  (min {r['min']:6.1f}, "
+                f"  {size:5} waiting  {name:15} median {r['ms']:7.1f} ms  (min {r['min']:6.1f}, "
                 f"this process's CPU {r['cpu']:6.1f})  "
                 f"{r['bytes'] / 1024:7.1f} KB  {r['queries']:3} queries",
                 flush=True,
             )
 
     print(f"\nMedian of {args.runs} requests (ms), and the cost of each extra person waiting:")
+    print(f"  (this machine: a reference loop took {reference_ms():.0f} ms; less is faster)")
     for name, by_size in results.items():
         for key, what in (("ms", "time"), ("cpu", "CPU")):
             row = "  ".join(f"{size}: {by_size[size][key]:.1f}" for size in sizes)
-            print(f"  {name:14} {what:4} {row}")
+            print(f"  {name:15} {what:4} {row}")
             for low, high in itertools.pairwise(sizes):
                 slope = (by_size[high][key] - by_size[low][key]) / (high - low)
-                print(f"  {'':19}   {low} → {high}: {slope:.3f} ms per person")
+                print(f"  {'':20}   {low} → {high}: {slope:.3f} ms per person")
             if len(sizes) > 1:
                 low, high = sizes[0], sizes[-1]
                 slope = (by_size[high][key] - by_size[low][key]) / (high - low)
-                print(f"  {'':19}   {low} → {high} overall: {slope:.3f} ms per person")
+                print(f"  {'':20}   {low} → {high} overall: {slope:.3f} ms per person")
 
 
 if __name__ == "__main__":

@@ -745,6 +745,19 @@ def burst_worker(base_url: str, cookies: dict, names, lock, left: list[int], out
         desk.close()
 
 
+def servers_cpu(servers) -> float | None:
+    """The servers' CPU time so far (user + system, seconds), where /proc tells it."""
+    total = 0.0
+    for server in servers:
+        try:
+            fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1]
+        except OSError:
+            return None
+        utime, stime = fields.split()[11:13]
+        total += (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def measure_burst(args, servers, site: dict, screens: int, names) -> dict:
     """--checkins check-ins from --clients front desks at once, both processes."""
     fleet = Fleet()
@@ -758,6 +771,7 @@ async def measure_burst(args, servers, site: dict, screens: int, names) -> dict:
         before = await in_thread(pool, poller.version)
         await fleet.wait_all(before, args.timeout, what="before the burst")
         messages_before = sum(s.messages for s in fleet.screens)
+        cpu_before = servers_cpu(servers)
         start = time.perf_counter()
         await asyncio.gather(
             *(
@@ -787,6 +801,10 @@ async def measure_burst(args, servers, site: dict, screens: int, names) -> dict:
             got = sum(s.messages for s in fleet.screens) - messages_before
             result["per_screen"] = got / screens
             result["reconnects"] = sum(s.reconnects for s in fleet.screens)
+        # The servers' whole cost of the burst, screens brought up to date included.
+        cpu_after = servers_cpu(servers)
+        if cpu_before is not None and cpu_after is not None:
+            result["cpu"] = (cpu_after - cpu_before) * 1000 / len(out["post"])
     finally:
         await fleet.close()
         poller.close()
@@ -862,9 +880,10 @@ def report(args, latency: dict, plain: dict, bursts: dict, setup: str) -> None:
     print()
     print(
         "| screens open | check-ins per second | errors | POST p50 / p95 "
-        "| every screen at the final version, after the last check-in | messages per screen |"
+        "| every screen at the final version, after the last check-in | messages per screen "
+        "| servers' CPU per check-in |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for screens, got in bursts.items():
         post = f"{ms(percentile(got['post'], 50))} / {ms(percentile(got['post'], 95))}"
         if screens:
@@ -872,9 +891,10 @@ def report(args, latency: dict, plain: dict, bursts: dict, setup: str) -> None:
             per_screen = f"{got['per_screen']:,.0f}"
         else:
             catch_up = per_screen = NONE
+        cpu = f"{got['cpu']:.1f} ms" if "cpu" in got else NONE
         print(
             f"| {screens} | {got['rate']:.1f} | {got['errors']} | {post} | {catch_up} "
-            f"| {per_screen} |"
+            f"| {per_screen} | {cpu} |"
         )
     reconnects = {
         screens: got["reconnects"] for screens, got in bursts.items() if got.get("reconnects")
@@ -939,17 +959,28 @@ def main(argv=None) -> None:
 
     connections.close_all()
 
+    # The servers run as in production (DEBUG off: no query log, static files collected
+    # with their manifest), over plain HTTP on the loopback.
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "clinic.settings",
-        "DEBUG": "1",
+        "DEBUG": "0",
         "SECRET_KEY": secret_key,
         "DATABASE_URL": args.database_url,
         "DATABASE_OWNER_URL": "",  # the servers need no owner role
         "REDIS_URL": args.redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
         "PYTHONWARNINGS": "ignore",
     }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     with ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="threshold-fanout-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -968,7 +999,7 @@ def main(argv=None) -> None:
         for server in servers:
             stopped[server.port] = server.stop()
     setup = (
-        "two `python -m clinic.serve` processes (DEBUG=1), channels-redis, PostgreSQL; "
+        "two `python -m clinic.serve` processes (DEBUG off), channels-redis, PostgreSQL; "
         f"at the start {load_at_start}, at the end {load_at_end}"
     )
     report(args, latency, plain, bursts, setup)
