@@ -287,6 +287,22 @@ def start_asgi_server(
     return AsgiServer(url=url, process=process, log=log)
 
 
+SERVER_LOG_TAIL = 8000  # characters of a server's log shown with a failed test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed with a server of its own shows the end of that server's log (the
+    requests it answered, with their statuses, and any traceback): what a CI run keeps."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, AsgiServer) and value.log.exists():
+                tail = value.log.read_text(errors="replace")[-SERVER_LOG_TAIL:]
+                report.sections.append((f"server log ({value.url})", tail))
+    return report
+
+
 def stop_asgi_server(server: AsgiServer) -> None:
     server.process.terminate()
     try:
