@@ -56,6 +56,10 @@ def unlock(request):
         device = signin.second_factor_verify(request, user, code)
         if device is None:
             return _refused(_("That code did not work. Please try again."), second_factor=True)
+    # A new session key, always: also where the session the lock meant to end is still alive
+    # (its "lock now" never arrived, or is still on its way): the key that sat behind a locked
+    # screen is not the one that carries on, and a late end of it cannot end this sign-in.
+    request.session.cycle_key()
     signin.sign_in(request, user, device)
     idle.session_restore(request, site_id=site_id)
     return JsonResponse({"ok": True, "csrf": get_token(request)})

@@ -17,13 +17,18 @@
   var IDLE_MS = parseInt(config.getAttribute("data-idle-seconds"), 10) * 1000;
   if (!(IDLE_MS > 0)) IDLE_MS = 5 * 60 * 1000;
   var PING_MS = Math.min(60000, Math.max(1000, IDLE_MS / 5));
-  var ACTIVITY_KEY = "threshold:activity", SIGNAL_KEY = "threshold:lock";
+  var ACTIVITY_KEY = "threshold:activity", SIGNAL_KEY = "threshold:lock", ENDING_KEY = "threshold:ending";
+  // How long an unlock waits, at most, for another tab's "end the session" to be answered.
+  var ENDING_WAIT_MS = 10000;
   var ACTIVITY_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "input"];
 
   // The server counted this page's own request from about when it was asked for.
   var loaded = Math.round(window.performance && performance.timeOrigin ? performance.timeOrigin : Date.now());
   var lastActivity = loaded, lastExtended = loaded, lastShared = 0;
   var locked = false, kept = null, saved = null, panel = null, busy = false, pingTimer = null;
+  // Requests still on their way with the session the lock ends (the last ping, the lock's
+  // own): settled before an unlock is sent (see `settled`).
+  var pinging = Promise.resolve(), ending = Promise.resolve();
 
   function attr(name) { return config.getAttribute("data-" + name); }
   function live() { return window.Threshold && window.Threshold.live; }
@@ -33,6 +38,9 @@
   }
   function storageSet(key, value) {
     try { window.localStorage.setItem(key, value); } catch (e) { /* storage off: this tab alone */ }
+  }
+  function storageRemove(key) {
+    try { window.localStorage.removeItem(key); } catch (e) { /* storage off: this tab alone */ }
   }
 
   function latestActivity() {
@@ -91,7 +99,7 @@
     pingTimer = null;
     if (locked) return;
     lastExtended = Date.now();
-    post(attr("activity-url"))
+    pinging = post(attr("activity-url"))
       .then(function (r) { if (r.status === 401 || r.status === 403) sessionEnded(); })
       .catch(function () { /* offline: the next activity tries again */ });
   }
@@ -117,10 +125,36 @@
     wire(panel);
     panel.querySelector('input[name="password"]').focus();
     if (options && options.endSession) {
-      // Reloading the page, or opening another, then finds no session either.
-      post(attr("lock-url")).catch(function () { /* it expires on its own soon */ });
+      // Reloading the page, or opening another, then finds no session either. Until the
+      // server has answered, other tabs know not to unlock (`settled`).
+      var at = String(Date.now());
+      storageSet(ENDING_KEY, at);
+      ending = Promise.all([pinging, post(attr("lock-url")).catch(function () { /* it expires on its own soon */ })])
+        .then(function () { if (storageGet(ENDING_KEY) === at) storageRemove(ENDING_KEY); });
       signal("locked");
     }
+  }
+
+  // Resolves once no request that carries the ended session is still on its way, from this
+  // tab or (as far as localStorage tells) another. Otherwise an unlock could reach the server
+  // first: the old session's late "lock" would end the new one, or the answer to it would
+  // take the new session's cookie away, and the screen would lock again at once.
+  // Never longer than ENDING_WAIT_MS: a request that hangs (or a tab closed while its lock
+  // was on its way) holds nobody out.
+  function settled() {
+    var started = Date.now();
+    return new Promise(function (resolve) {
+      ending.then(resolve);
+      window.setTimeout(resolve, ENDING_WAIT_MS);
+    }).then(function () {
+      return new Promise(function (resolve) {
+        (function look() {
+          var now = Date.now(), since = parseInt(storageGet(ENDING_KEY) || "0", 10) || 0;
+          if (!since || now - since > ENDING_WAIT_MS || now - started > ENDING_WAIT_MS) resolve();
+          else window.setTimeout(look, 100);
+        })();
+      });
+    });
   }
 
   function sessionEnded() {
@@ -146,11 +180,13 @@
     var codeField = form.querySelector(".lock-code");
     var code = codeField.querySelector("input");
     var error = form.querySelector(".lock-error");
-    var sent = Date.now();
+    var sent;
     button.disabled = true;
+    var body = new URLSearchParams(new FormData(form));
     // Form-encoded, not multipart: the server takes no multipart body from anyone not signed
     // in (clinic/edge.py), and a locked screen's session has ended.
-    post(attr("unlock-url"), new URLSearchParams(new FormData(form)))
+    settled()
+      .then(function () { sent = Date.now(); return post(attr("unlock-url"), body); })
       .then(function (r) {
         return r.json().then(
           function (data) { return {status: r.status, data: data || {}}; },

@@ -323,6 +323,57 @@ def test_typing_for_longer_than_the_idle_time_never_locks_this_tab_or_the_others
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("idle_seconds", [300])
+def test_an_unlock_waits_for_the_lock_still_on_its_way_from_another_tab(
+    lock_server, open_visit, alex_password, clinician_cookie, chromium
+):
+    """A slow server: the board tab's "end the session" has not been answered when Alex
+    unlocks the visit tab. The unlock waits for it, so the late answer (which takes away the
+    ended session's cookie) cannot take the new one away, and both tabs stay open."""
+    visit = Screen(chromium, lock_server, viewport=DESK, cookie=clinician_cookie)
+    board = visit.context.new_page()
+    board.goto("/queue/board/")
+    expect(board.locator("#live-status")).to_have_text(BOARD_LIVE_TEXT)
+    visit.page.goto(f"/visits/{open_visit.pk}/")
+    note = visit.page.get_by_label("Note", exact=True)
+    with visit.page.expect_response(lambda response: response.url.endswith("/draft/")):
+        note.fill("Talked about the clinic's hours")
+
+    held, unlocks = [], []
+    # Answered only when let go of below.
+    visit.context.route("**/session/lock/", lambda route: held.append(route))
+    visit.context.on(
+        "request", lambda request: request.url.endswith("/unlock/") and unlocks.append(request)
+    )
+    board.get_by_role("button", name="Lock screen").click()
+    expect(lock_dialog(board)).to_be_visible()
+    expect(lock_dialog(visit.page)).to_be_visible()
+    assert len(held) == 1
+
+    visit.page.get_by_label("Password").fill(alex_password)
+    visit.page.keyboard.press("Enter")
+    visit.page.wait_for_timeout(1000)
+    assert unlocks == []  # not while the lock is on its way
+    expect(lock_dialog(visit.page)).to_be_visible()
+
+    held[0].continue_()
+    expect(note).to_have_value("Talked about the clinic's hours")
+    expect(board.get_by_role("rowheader", name=NAME)).to_be_visible()
+    assert len(unlocks) == 1
+    # Still signed in once the late answer has come and gone: the pages' next requests
+    # (and one from outside with the browser's cookie) find the new session.
+    visit.page.evaluate(
+        "fetch('/session/activity/', {method: 'POST', headers: {'X-CSRFToken':"
+        " document.querySelector('input[name=csrfmiddlewaretoken]').value}})"
+        ".then(r => { if (r.status !== 200) throw new Error('signed out: ' + r.status); })"
+    )
+    assert status_from_outside(lock_server, "/queue/board/", session_cookie(visit)) == 200
+    expect(lock_dialog(visit.page)).to_have_count(0)
+    expect(lock_dialog(board)).to_have_count(0)
+    assert visit.errors == []
+
+
+@pytest.mark.browser
 def test_when_the_server_asks_for_a_code_the_lock_asks_for_it_and_keeps_the_password(
     lock_server, marcus_waiting, alex_password, clinician_cookie, chromium
 ):

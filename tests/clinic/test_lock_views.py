@@ -370,3 +370,26 @@ def test_locking_an_ended_session_is_harmless(browser, clinician):
     Session.objects.all().delete()
 
     assert browser.post(reverse("session_lock"), headers=csrf(browser)).status_code == 204
+
+
+def test_an_unlock_while_the_old_session_still_lives_starts_a_new_one_a_late_lock_cannot_end(
+    browser, alex
+):
+    """The page locked, but its "end the session" had not reached the server yet when the
+    person unlocked: the unlock gets a session of its own, and the old one's late end of
+    itself (sent with the old cookie) leaves the new one signed in."""
+    browser.force_login(alex)
+    browser.get(reverse("queues:board"))
+    old_key = browser.cookies["sessionid"].value
+    token = unlock_token(user_id=alex.pk, site_id=browser.session.get(SESSION_SITE_KEY))
+
+    assert unlock(browser, token, PASSWORD).json()["ok"] is True
+
+    new_key = browser.cookies["sessionid"].value
+    assert new_key != old_key
+    assert not Session.objects.filter(session_key=old_key).exists()
+    late = Client(enforce_csrf_checks=True)
+    late.cookies["sessionid"] = old_key
+    late.cookies["csrftoken"] = browser.cookies["csrftoken"].value
+    assert late.post(reverse("session_lock"), headers=csrf(late)).status_code == 204
+    assert signed_in_as(browser) == alex
