@@ -144,39 +144,38 @@ def _row_values(a: QueueRow) -> tuple:
 # is built (the page's script ticks them on; a page without scripts is this much behind).
 BUILT_SECONDS = 20
 _BUILT_KEEP = 8  # fragments kept per process: a few sites, versions and permission sets
-_built: OrderedDict[tuple, tuple[QueueSnapshot, SafeString]] = OrderedDict()
+# key -> (when it was built, seconds since the epoch; the snapshot; the fragment)
+_built: OrderedDict[tuple, tuple[float, QueueSnapshot, SafeString]] = OrderedDict()
 _built_lock = threading.Lock()
 
 
 def built_board(site: Site, perms: Mapping[str, bool]) -> tuple[QueueSnapshot, SafeString]:
     """The snapshot and live fragment of `site` as someone with `perms` sees it, for the board
     page and the polling fallback: built once per version, permission set and language (and
-    at least every BUILT_SECONDS), then given to every page and poll at that version, as the
-    websocket does for its screens. One query when it is built already.
+    again once it is BUILT_SECONDS old), then given to every page and poll at that version, as
+    the websocket does for its screens. One query when it is built already.
 
     Kept in this process only; nothing leaves it. The key holds the site's own settings too,
     so a change to them (the wait warning, the time zone) is seen at once."""
     version = queue_version(site.pk)
     now = timezone.now()
-    key = (
-        _site_values(site),
-        version,
-        tuple(sorted(perms.items())),
-        get_language(),
-        int(now.timestamp()) // BUILT_SECONDS,
-    )
+    at = now.timestamp()
+    key = (_site_values(site), version, tuple(sorted(perms.items())), get_language())
     with _built_lock:
         built = _built.get(key)
-        if built is not None:
+        # Its own age, not a slot of the clock: two requests a moment apart share it even
+        # where a round 20 seconds falls between them.
+        if built is not None and 0 <= at - built[0] < BUILT_SECONDS:
             _built.move_to_end(key)
-            return built
+            return built[1], built[2]
     snapshot = queue_snapshot(site=site, now=now, version=version)
-    built = (snapshot, board_live_html(snapshot, perms))
+    html = board_live_html(snapshot, perms)
     with _built_lock:
-        _built[key] = built
+        _built[key] = (at, snapshot, html)
+        _built.move_to_end(key)
         while len(_built) > _BUILT_KEEP:
             _built.popitem(last=False)
-    return built
+    return snapshot, html
 
 
 def built_board_forget() -> None:

@@ -4,7 +4,7 @@ and a cost in queries that does not grow with the number of people waiting."""
 
 import re
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from html.parser import HTMLParser
 
 from django.db import connection
@@ -281,6 +281,26 @@ def test_a_build_is_given_out_for_a_short_while_only(
     assert later["version"] == early["version"]
     assert ">4 min<" in early["html"]
     assert ">6 min<" in later["html"]
+
+
+def test_a_build_is_shared_across_a_round_twenty_seconds_of_the_clock(
+    client, site, front_desk, clinician, monkeypatch
+):
+    """How old a build is counts, not which 20-second slot of the clock it fell in: a page and
+    a poll a moment apart share it when a round 20 seconds falls between them."""
+    from queues import board
+
+    check_in(site=site, by=front_desk, name="Ana")
+    client.force_login(clinician)
+    whole = int(timezone.now().timestamp()) // board.BUILT_SECONDS * board.BUILT_SECONDS
+    edge = datetime.fromtimestamp(whole + board.BUILT_SECONDS, tz=UTC)
+    monkeypatch.setattr(board.timezone, "now", lambda: edge - timedelta(milliseconds=100))
+    client.get(reverse("queues:board"))
+    monkeypatch.setattr(board.timezone, "now", lambda: edge + timedelta(milliseconds=100))
+    with CaptureQueriesContext(connection) as polled:
+        client.get(reverse("queues:board_live"))
+
+    assert _people_read(polled) == 0
 
 
 def test_a_change_to_the_sites_settings_is_seen_at_once(client, site, front_desk, clinician):
