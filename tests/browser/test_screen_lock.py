@@ -493,8 +493,10 @@ def test_without_javascript_no_lock_screen_button_is_offered(
 def test_the_server_forgets_an_idle_session_even_while_the_board_keeps_polling(
     lock_server, clinician_cookie
 ):
-    started = time.monotonic()
     assert status_from_outside(lock_server, "/queue/board/", clinician_cookie["value"]) == 200
+    # The session now ends IDLE seconds after that request was served, so at the latest IDLE
+    # seconds from its answer, however slow the server was to answer.
+    started = time.monotonic()
     time.sleep(IDLE / 2)
     polled = status_from_outside(
         lock_server,
