@@ -11,6 +11,17 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 from clinic.settings import *  # noqa: F403
 from clinic.settings import BASE_DIR, DATABASES  # noqa: F401
 
+# Passwords the tests set and check are hashed quickly (tests/hashers.py); the product's own
+# hashers follow, so any hash the product makes is still checked.
+PASSWORD_HASHERS = [
+    "tests.hashers.FewIterationsPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
 # Tests pick the channel layer themselves; the redis-marked ones point it at TEST_REDIS_URL.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 TEST_REDIS_URL = (
